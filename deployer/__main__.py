@@ -1,0 +1,7 @@
+"""Run ``python -m deployer`` as ``auto-deploy``."""
+
+import sys
+
+from deployer.cli import main
+
+sys.exit(main())

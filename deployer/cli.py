@@ -1,0 +1,259 @@
+"""``auto-deploy``: the command line. The library raises; only this module prints and exits.
+
+Exit codes: 0 success; 2 bad input or configuration; 3 the deploy did not converge (rolled back,
+crashed, timed out); 4 refused (TLS verification failed, authentication refused, unreachable or
+inconsistent state); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from deployer import __version__, runner
+from deployer.commands import RESOLVE_IMAGE_CHOICES, docker_host
+from deployer.deploy import Context, DeployOptions, OperationFailed, Report
+from deployer.errors import ConfigError, DeployerError
+
+EXIT_INTERRUPTED = 130
+EXIT_CODES_HELP = """exit codes:
+  0  success
+  2  bad input or configuration
+  3  the deploy did not converge (rolled back, crashed, timed out)
+  4  refused: TLS verification failed, authentication refused, unreachable or inconsistent state
+  130 interrupted"""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that exits 2 with one ``Error:`` line, like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"Error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``auto-deploy``."""
+    parser = _ArgumentParser(
+        prog="auto-deploy",
+        description="Deploy stacks to the live blue/green Docker Swarm cluster over mutual TLS.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"auto-deploy {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+
+    def with_env(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--env", required=True, help="environment name known to the environment-state service")
+        p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+
+    def with_cluster(p: argparse.ArgumentParser) -> None:
+        with_env(p)
+        p.add_argument("--stack", required=True, help="the Swarm stack")
+        p.add_argument(
+            "--cert-dir",
+            help="directory with ca.pem, cert.pem, key.pem (default: AUTO_DOCKER_CA/CERT/KEY or AUTO_DOCKER_CERT_PATH)",
+        )
+
+    p = sub.add_parser("resolve", help="print the live colour and manager address of an environment")
+    with_env(p)
+
+    p = sub.add_parser("deploy", help="deploy compose files into a stack on the live cluster and wait")
+    with_cluster(p)
+    p.add_argument("-c", "--compose-file", dest="compose_files", action="append", required=True, metavar="FILE")
+    p.add_argument("--timeout", type=_positive, default=300.0, help="seconds to wait for convergence (300)")
+    p.add_argument("--prune", action="store_true", help="remove services of the stack not in these files")
+    p.add_argument("--with-registry-auth", action="store_true", help="send registry credentials to the nodes")
+    p.add_argument("--resolve-image", choices=RESOLVE_IMAGE_CHOICES, default="always")
+    p.add_argument("--no-wait", action="store_true", help="return once Swarm accepted the stack")
+    p.add_argument("--rollback-on-failure", action="store_true", help="roll back what this deploy changed")
+    p.add_argument("--dry-run", action="store_true", help="print the command and environment; touch nothing")
+
+    p = sub.add_parser("status", help="the services of a stack on the live cluster")
+    with_cluster(p)
+
+    p = sub.add_parser("rollback", help="roll the services of a stack back to their previous spec")
+    with_cluster(p)
+    p.add_argument("--service", help="only this service (name inside the stack)")
+    p.add_argument("--timeout", type=_positive, default=300.0)
+
+    state = sub.add_parser("state", help="the environment-state service").add_subparsers(
+        dest="state_command", required=True, parser_class=_ArgumentParser
+    )
+    p = state.add_parser("serve", help="run the reference environment-state service")
+    p.add_argument("--db", required=True, help="SQLite database path (created if missing)")
+    p.add_argument("--listen", default="127.0.0.1:8787", help="HOST:PORT (127.0.0.1:8787)")
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", help="and this key (PEM)")
+    p.add_argument("--token-file", help="file holding the bearer token for writes (default: AUTO_STATE_TOKEN)")
+
+    lab = sub.add_parser("lab", help="the embedded local lab (needs root)").add_subparsers(
+        dest="lab_command", required=True, parser_class=_ArgumentParser
+    )
+    lab.add_parser("up", help="start two TLS swarm clusters and the state service (idempotent)")
+    lab.add_parser("down", help="remove daemons, namespaces and data")
+    lab.add_parser("status", help="what is running")
+    lab.add_parser("env", help='print export lines: eval "$(auto-deploy lab env)"')
+    return parser
+
+
+def _print_report(report: Report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+        return
+    if report.command and report.result == "dry-run":
+        print(report.command)
+    for service in report.services:
+        if "running" in service:
+            print(f"{service['service']}: {service['running']}/{service['desired']} running, {service['detail']}")
+    print(f"{report.operation} {report.stack} on {report.environment} ({report.colour}): {report.message}")
+
+
+def _state_client() -> Any:
+    from deployer.state.client import StateClient
+
+    return StateClient.from_env(os.environ)
+
+
+def _material(args: argparse.Namespace) -> Any:
+    from deployer.tls import load_material
+
+    return load_material(args.cert_dir, os.environ)
+
+
+def _context() -> Context:
+    return Context(state=_state_client(), runner=runner.run, environ=dict(os.environ))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from deployer import deploy
+
+    if args.command == "resolve":
+        cluster = _state_client().resolve(args.env)
+        data = {
+            "environment": args.env,
+            "colour": cluster.colour,
+            "manager_address": cluster.manager_address,
+            "docker_port": cluster.docker_port,
+            "docker_host": docker_host(cluster.manager_address, cluster.docker_port),
+        }
+        if args.json:
+            print(json.dumps(data, indent=2, sort_keys=True))
+        else:
+            print(f"{args.env}: {cluster.colour} is live, manager {data['docker_host']}")
+        return 0
+    if args.command == "deploy":
+        docker_cli = os.environ.get("AUTO_DOCKER_CLI", "docker")
+        options = DeployOptions(
+            stack=args.stack,
+            compose_files=args.compose_files,
+            timeout=args.timeout,
+            prune=args.prune,
+            with_registry_auth=args.with_registry_auth,
+            resolve_image=args.resolve_image,
+            wait=not args.no_wait,
+            rollback_on_failure=args.rollback_on_failure,
+            dry_run=args.dry_run,
+            docker_cli=docker_cli,
+            detach_flag=runner.stack_deploy_has_detach(docker_cli),
+        )
+        material = _material(args)
+        report = deploy.deploy(args.env, options, material, _context())
+        _print_report(report, args.json)
+        return 0
+    if args.command == "status":
+        report = deploy.status(args.env, args.stack, _material(args), _context())
+        _print_report(report, args.json)
+        return 0 if report.result == "healthy" else 3
+    if args.command == "rollback":
+        report = deploy.rollback(args.env, args.stack, args.service, _material(args), _context(), args.timeout)
+        _print_report(report, args.json)
+        return 0
+    if args.command == "state":
+        return _serve(args)
+    if args.command == "lab":
+        return _lab(args)
+    raise AssertionError(args.command)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from deployer.state import server
+
+    token = os.environ.get("AUTO_STATE_TOKEN", "")
+    if args.token_file:
+        try:
+            with open(args.token_file) as handle:
+                token = handle.read().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --token-file {args.token_file}: {exc.strerror}") from None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    server.run(args.db, args.listen, token, certfile=args.tls_cert, keyfile=args.tls_key)
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from deployer.lab import lab
+
+    if args.lab_command == "up":
+        info = lab.up()
+        print(json.dumps(info, indent=2, sort_keys=True, default=str))
+        print('lab is up: eval "$(auto-deploy lab env)" to use it', file=sys.stderr)
+    elif args.lab_command == "down":
+        lab.down()
+        print("lab is down", file=sys.stderr)
+    elif args.lab_command == "status":
+        info = lab.status()
+        print(json.dumps(info, indent=2, sort_keys=True, default=str))
+        return 0 if all(_is_up(v) for v in info.values() if isinstance(v, dict)) else 3
+    elif args.lab_command == "env":
+        print(lab.env_lines(), end="" if lab.env_lines().endswith("\n") else "\n")
+    return 0
+
+
+def _is_up(component: dict[str, Any]) -> bool:
+    return bool(component.get("up", component.get("running", True)))
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # GitLab cancels a job with SIGTERM: unwind like Ctrl-C so temporary key material is removed.
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``auto-deploy``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(args)
+    except OperationFailed as exc:
+        if getattr(args, "json", False):
+            print(json.dumps(exc.report.as_dict(), indent=2, sort_keys=True))
+        print(f"Error: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except DeployerError as exc:
+        print(f"Error: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Error: interrupted; temporary TLS material was removed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

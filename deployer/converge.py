@@ -1,0 +1,284 @@
+"""Deciding, from what the Swarm API says, whether the services of a deploy have converged.
+
+``assess`` is a pure function of one poll's answers, so the rules are unit-tested on recorded
+JSON; ``Watcher`` does the polling through the Docker SDK's low-level client.
+
+Rules, per service this deploy defines:
+- It converged when its desired replicas run the current task template, no task of an older
+  template is still meant to run, and, when this deploy started a rolling update, Swarm says
+  that update ``completed`` (so Swarm's own ``monitor`` window has passed).
+- A service created for the first time has no UpdateStatus (moby#28012): tasks alone decide.
+- An update that ends in ``rollback_*`` or ``paused`` failed; so did a service whose new tasks
+  failed ``MAX_FAILURES`` times; the deadline passing is a failure too.
+- When a new task failed, survivors must stay Running for ``SETTLE_SECONDS`` before we believe
+  them: a crash-looping container is briefly Running between crashes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import docker.errors
+
+MAX_FAILURES = 3
+SETTLE_SECONDS = 5.0
+POLL_SECONDS = 0.25
+
+Phase = Literal["waiting", "converged", "failed"]
+_FAILED_TASK_STATES = {"failed", "rejected"}
+
+
+@dataclass(frozen=True)
+class Before:
+    """A service as it was before the deploy (``exists`` False when the deploy creates it)."""
+
+    name: str
+    exists: bool
+    version: int | None = None
+    template: Mapping[str, Any] | None = None
+    update_status: Mapping[str, Any] | None = None
+    task_ids: frozenset[str] = frozenset()
+
+    @property
+    def created(self) -> bool:
+        """True when this deploy creates the service."""
+        return not self.exists
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """One service's verdict after a poll."""
+
+    name: str
+    phase: Phase
+    running: int
+    desired: int
+    detail: str
+    changed: bool = True
+    update_state: str | None = None
+    image: str | None = None
+
+    def line(self) -> str:
+        """A progress line for humans."""
+        return f"{self.name}: {self.running}/{self.desired} running, {self.detail}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The state as JSON-ready data."""
+        return {
+            "service": self.name,
+            "phase": self.phase,
+            "running": self.running,
+            "desired": self.desired,
+            "detail": self.detail,
+            "changed": self.changed,
+            "update_state": self.update_state,
+            "image": self.image,
+        }
+
+
+def _status(task: Mapping[str, Any]) -> Mapping[str, Any]:
+    return task.get("Status") or {}
+
+
+def _same_template(task: Mapping[str, Any], template: Mapping[str, Any]) -> bool:
+    spec = task.get("Spec") or {}
+    # Swarm copies the task template into each task; ForceUpdate bumps redeploy unchanged specs.
+    return spec.get("ContainerSpec") == template.get("ContainerSpec") and spec.get("ForceUpdate", 0) == template.get(
+        "ForceUpdate", 0
+    )
+
+
+def desired_replicas(spec: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]]) -> int:
+    """How many tasks should run: the replica count, or one per node for global services."""
+    mode = spec.get("Mode") or {}
+    if "Replicated" in mode:
+        return int((mode["Replicated"] or {}).get("Replicas", 1))
+    if "Global" in mode:
+        return len({t.get("NodeID") for t in tasks if t.get("DesiredState") == "running" and t.get("NodeID")})
+    raise ValueError(f"unsupported service mode {sorted(mode)}: only replicated and global services are waited for")
+
+
+def _image(template: Mapping[str, Any]) -> str | None:
+    image = (template.get("ContainerSpec") or {}).get("Image")
+    return image.split("@", 1)[0] if image else None
+
+
+def assess(
+    before: Before,
+    service: Mapping[str, Any] | None,
+    tasks: list[Mapping[str, Any]],
+    *,
+    running_since: Mapping[str, float],
+    now: float,
+) -> ServiceState:
+    """Judge one service from its inspect answer and its tasks (see the module's rules)."""
+    if service is None:
+        return ServiceState(before.name, "failed", 0, 0, "service is missing after the deploy")
+    spec = service.get("Spec") or {}
+    template = spec.get("TaskTemplate") or {}
+    desired = desired_replicas(spec, tasks)
+    version = (service.get("Version") or {}).get("Index")
+    changed = before.created or version != before.version
+    template_changed = before.exists and template != before.template
+    update = service.get("UpdateStatus")
+    fresh_update = update if (before.exists and update and update != before.update_status) else None
+    update_state = fresh_update.get("State") if fresh_update else None
+    image = _image(template)
+
+    def state(phase: Phase, running: int, detail: str) -> ServiceState:
+        return ServiceState(before.name, phase, running, desired, detail, changed, update_state, image)
+
+    if update_state and update_state.startswith("rollback"):
+        message = fresh_update.get("Message", "") if fresh_update else ""
+        return state("failed", 0, f"Swarm rolled the update back ({update_state}): {message}".rstrip(": "))
+    if update_state == "paused":
+        message = fresh_update.get("Message", "") if fresh_update else ""
+        return state("failed", 0, f"update paused: {message}".rstrip(": "))
+
+    current = [t for t in tasks if _same_template(t, template)]
+    running = [t for t in current if _status(t).get("State") == "running" and t.get("DesiredState") == "running"]
+    failures = [
+        t for t in current if t.get("ID") not in before.task_ids and _status(t).get("State") in _FAILED_TASK_STATES
+    ]
+    if len(failures) >= MAX_FAILURES:
+        last = max(failures, key=lambda t: _status(t).get("Timestamp", ""))
+        reason = _status(last).get("Err") or _status(last).get("Message") or _status(last).get("State")
+        return state("failed", len(running), f"tasks keep failing ({len(failures)} failed; last: {reason})")
+    stale = [
+        t
+        for t in tasks
+        if not _same_template(t, template)
+        and t.get("DesiredState") == "running"
+        and _status(t).get("State") not in _FAILED_TASK_STATES
+    ]
+    if len(running) < desired:
+        detail = f"update {update_state}" if update_state else ("starting" if before.created else "updating")
+        if failures:
+            detail += f", {len(failures)} task(s) failed"
+        return state("waiting", len(running), detail)
+    if stale:
+        return state("waiting", len(running), f"{len(stale)} old task(s) still running")
+    if fresh_update and update_state != "completed":
+        return state("waiting", len(running), f"update {update_state}, Swarm is monitoring the new tasks")
+    needs_settle = bool(failures) or (template_changed and fresh_update is None)
+    if needs_settle:
+        young = [t for t in running if now - running_since.get(t["ID"], now) < SETTLE_SECONDS]
+        if young:
+            return state("waiting", len(running), f"checking the tasks stay up ({SETTLE_SECONDS:.0f} s)")
+    return state("converged", len(running), "converged" if changed else "unchanged, running")
+
+
+def assess_rollback(before: Before, service: Mapping[str, Any] | None, tasks: list[Mapping[str, Any]]) -> ServiceState:
+    """Judge a service being rolled back (or removed, when the deploy had created it)."""
+    if before.created:
+        if service is None:
+            return ServiceState(before.name, "converged", 0, 0, "removed (created by the failed deploy)")
+        return ServiceState(before.name, "waiting", 0, 0, "being removed")
+    if service is None:
+        return ServiceState(before.name, "failed", 0, 0, "service vanished during the rollback")
+    spec = service.get("Spec") or {}
+    template = spec.get("TaskTemplate") or {}
+    desired = desired_replicas(spec, tasks)
+    update = service.get("UpdateStatus")
+    # An UpdateStatus left from an earlier rollback says nothing about this one.
+    update_state = update.get("State") if update and update != before.update_status else None
+    running = [
+        t
+        for t in tasks
+        if _same_template(t, template) and _status(t).get("State") == "running" and t.get("DesiredState") == "running"
+    ]
+    image = _image(template)
+    if update_state == "rollback_paused":
+        return ServiceState(before.name, "failed", len(running), desired, "rollback paused", True, update_state, image)
+    if update_state == "rollback_completed" and len(running) >= desired:
+        return ServiceState(before.name, "converged", len(running), desired, "rolled back", True, update_state, image)
+    return ServiceState(
+        before.name, "waiting", len(running), desired, f"rolling back ({update_state})", True, update_state, image
+    )
+
+
+@dataclass
+class Watcher:
+    """Polls the Swarm API (a ``docker.APIClient``) for a set of services."""
+
+    api: Any
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    interval: float = POLL_SECONDS
+    _running_since: dict[str, float] = field(default_factory=dict)
+
+    def inspect(self, name: str) -> Mapping[str, Any] | None:
+        """The service's inspect answer, or None when it does not exist."""
+        try:
+            return self.api.inspect_service(name)
+        except docker.errors.NotFound:
+            return None
+
+    def tasks(self, service: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+        """Every task Swarm still keeps for the service."""
+        if service is None:
+            return []
+        return list(self.api.tasks(filters={"service": service["ID"]}))
+
+    def snapshot(self, names: Iterable[str]) -> dict[str, Before]:
+        """Record each service as it is before the deploy."""
+        result = {}
+        for name in names:
+            service = self.inspect(name)
+            if service is None:
+                result[name] = Before(name, exists=False)
+                continue
+            result[name] = Before(
+                name,
+                exists=True,
+                version=(service.get("Version") or {}).get("Index"),
+                template=(service.get("Spec") or {}).get("TaskTemplate"),
+                update_status=service.get("UpdateStatus"),
+                task_ids=frozenset(t["ID"] for t in self.tasks(service)),
+            )
+        return result
+
+    def poll(self, befores: Mapping[str, Before], *, rollback: bool = False) -> list[ServiceState]:
+        """One look at every service."""
+        now = self.clock()
+        states = []
+        for name, before in befores.items():
+            service = self.inspect(name)
+            tasks = self.tasks(service)
+            for task in tasks:
+                if _status(task).get("State") == "running":
+                    self._running_since.setdefault(task["ID"], now)
+            if rollback:
+                states.append(assess_rollback(before, service, tasks))
+            else:
+                states.append(assess(before, service, tasks, running_since=self._running_since, now=now))
+        return states
+
+    def wait(
+        self,
+        befores: Mapping[str, Before],
+        timeout: float,
+        *,
+        rollback: bool = False,
+        on_change: Callable[[ServiceState], None] = lambda s: None,
+    ) -> tuple[list[ServiceState], bool]:
+        """Poll until every service converged or one failed, or ``timeout`` passes.
+
+        Returns the last states and whether the deadline passed.
+        """
+        deadline = self.clock() + timeout
+        last: dict[str, str] = {}
+        while True:
+            states = self.poll(befores, rollback=rollback)
+            for s in states:
+                if last.get(s.name) != s.line():
+                    last[s.name] = s.line()
+                    on_change(s)
+            if any(s.phase == "failed" for s in states) or all(s.phase == "converged" for s in states):
+                return states, False
+            if self.clock() >= deadline:
+                return states, True
+            self.sleep(min(self.interval, max(0.0, deadline - self.clock())))

@@ -1,0 +1,322 @@
+"""The deploy, status and rollback operations: resolve, connect, run, wait, roll back, record.
+
+Each takes its I/O as arguments (state client, runner, engine connector, output stream) so tests
+swap in a real local server or a recording rather than deep mocks.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from deployer import commands, compose, engine
+from deployer.ci_log import section
+from deployer.converge import Before, ServiceState, Watcher
+from deployer.errors import ConfigError, DeployerError, NotConvergedError
+from deployer.runner import Runner
+from deployer.tls import TLSMaterial, private_cert_dir
+
+DRY_RUN_CERT_PATH = "<private temporary directory>"
+
+
+@dataclass
+class DeployOptions:
+    """What ``auto-deploy deploy`` was asked to do."""
+
+    stack: str
+    compose_files: list[str]
+    timeout: float = 300.0
+    prune: bool = False
+    with_registry_auth: bool = False
+    resolve_image: str = "always"
+    wait: bool = True
+    rollback_on_failure: bool = False
+    dry_run: bool = False
+    docker_cli: str = "docker"
+    detach_flag: bool = True
+
+
+@dataclass
+class Report:
+    """The outcome of an operation, printed as the ``--json`` summary."""
+
+    operation: str
+    environment: str
+    stack: str
+    colour: str | None = None
+    manager: str | None = None
+    result: str = "pending"
+    message: str = ""
+    command: str | None = None
+    services: list[dict[str, Any]] = field(default_factory=list)
+    rollback: list[dict[str, Any]] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    duration_seconds: float = 0.0
+    recorded: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {k: v for k, v in self.__dict__.items() if k != "started_at"}
+
+
+class OperationFailed(NotConvergedError):
+    """A deploy or rollback that did not converge; carries the report for ``--json``."""
+
+    def __init__(self, message: str, report: Report) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def actor(environ: Mapping[str, str]) -> str:
+    """Who is acting: the GitLab user in CI, else the local user."""
+    return environ.get("GITLAB_USER_LOGIN") or getpass.getuser()
+
+
+@dataclass
+class Context:
+    """The I/O a deploy needs, passed in so tests can use the real lab or local stand-ins."""
+
+    state: Any  # deployer.state.client.StateClient
+    runner: Runner
+    connect: engine.Connector = engine.connect
+    out: TextIO = sys.stderr
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    clock_start: float = field(default_factory=time.monotonic)
+
+    def say(self, line: str) -> None:
+        """Progress for humans, on stderr, with the time since start."""
+        self.out.write(f"[{time.monotonic() - self.clock_start:6.1f}s] {line}\n")
+        self.out.flush()
+
+
+def _failed_summary(states: list[ServiceState]) -> str:
+    bad = [s for s in states if s.phase != "converged"]
+    return "; ".join(f"{s.name}: {s.detail} ({s.running}/{s.desired} running)" for s in bad)
+
+
+def deploy(env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Context) -> Report:
+    """Deploy compose files into a stack on the environment's live cluster and wait for it.
+
+    Returns the report on success; raises OperationFailed (exit 3) when it did not converge,
+    after rolling back when asked to.
+    """
+    compose.check_stack_name(options.stack)
+    files = compose.load(options.compose_files)
+    report = Report("deploy", env_name, options.stack)
+    cluster = ctx.state.resolve(env_name)
+    report.colour, report.manager = cluster.colour, commands.docker_host(cluster.manager_address, cluster.docker_port)
+    ctx.say(f"environment {env_name}: {cluster.colour} is live, manager {report.manager}")
+
+    def build(cert_path: str) -> commands.Command:
+        env = commands.docker_tls_env(cluster.manager_address, cluster.docker_port, cert_path)
+        return commands.stack_deploy(
+            options.stack,
+            [f.path for f in files.files],
+            env=env,
+            prune=options.prune,
+            with_registry_auth=options.with_registry_auth,
+            resolve_image=options.resolve_image,
+            docker=options.docker_cli,
+            detach_flag=options.detach_flag,
+        )
+
+    if options.dry_run:
+        report.command = build(DRY_RUN_CERT_PATH).display()
+        report.result = "dry-run"
+        report.services = [{"service": name} for name in files.swarm_names(options.stack)]
+        report.message = "dry run: nothing was touched"
+        return report
+
+    with private_cert_dir(material) as cert_dir:
+        api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
+        watcher = Watcher(api)
+        names = files.swarm_names(options.stack)
+        befores = watcher.snapshot(names)
+        command = build(cert_dir)
+        report.command = command.display()
+        with section(
+            f"deploy_{options.stack}", f"docker stack deploy {options.stack}", stream=ctx.out, environ=ctx.environ
+        ):
+            result = ctx.runner(command)
+            for line in result.output.splitlines():
+                ctx.say(f"docker: {line}")
+        if result.returncode != 0:
+            last = next((ln for ln in reversed(result.output.splitlines()) if ln.strip()), "no output")
+            raise ConfigError(f"docker stack deploy failed ({last.strip()}): check the compose files")
+        if not options.wait:
+            report.result = "submitted"
+            report.message = "submitted without waiting (--no-wait)"
+            report.services = [{"service": n} for n in names]
+            _record(ctx, env_name, cluster.colour, options.stack, files, report, [])
+            return report
+        with section(
+            f"wait_{options.stack}", f"waiting for {len(names)} service(s)", stream=ctx.out, environ=ctx.environ
+        ):
+            states, timed_out = watcher.wait(befores, options.timeout, on_change=lambda s: ctx.say(s.line()))
+        report.services = [s.as_dict() for s in states]
+        if not timed_out and all(s.phase == "converged" for s in states):
+            report.result = "converged"
+            report.message = f"{len(states)} service(s) converged on {cluster.colour}"
+            report.duration_seconds = round(time.time() - report.started_at, 3)
+            _record(ctx, env_name, cluster.colour, options.stack, files, report, states)
+            return report
+
+        reason = _failed_summary(states)
+        report.result = "timed-out" if timed_out else "failed"
+        message = (
+            f"deploy of {options.stack} did not converge within {options.timeout:.0f} s: {reason}"
+            if timed_out
+            else f"deploy of {options.stack} failed: {reason}"
+        )
+        if options.rollback_on_failure:
+            changed = {s.name: befores[s.name] for s in states if s.changed}
+            rolled = _roll_back(ctx, watcher, changed, states, cert_dir, cluster, options)
+            report.rollback = [s.as_dict() for s in rolled]
+            if all(s.phase == "converged" for s in rolled):
+                report.result = "rolled-back"
+                message += "; rolled back to the previous version"
+            else:
+                message += f"; rollback incomplete: {_failed_summary(rolled)}"
+        else:
+            message += "; the services are left as they are (use --rollback-on-failure or auto-deploy rollback)"
+        report.message = message
+        report.duration_seconds = round(time.time() - report.started_at, 3)
+        _record(ctx, env_name, cluster.colour, options.stack, files, report, states)
+        raise OperationFailed(message, report)
+
+
+def _roll_back(
+    ctx: Context,
+    watcher: Watcher,
+    changed: dict[str, Before],
+    states: list[ServiceState],
+    cert_dir: str,
+    cluster: Any,
+    options: DeployOptions,
+) -> list[ServiceState]:
+    """Put back what this deploy changed: Swarm's own rollback, ``service rollback``, or ``service rm``."""
+    if not changed:
+        return []
+    env = commands.docker_tls_env(cluster.manager_address, cluster.docker_port, cert_dir)
+    by_name = {s.name: s for s in states}
+    with section(
+        f"rollback_{options.stack}", f"rolling back {len(changed)} service(s)", stream=ctx.out, environ=ctx.environ
+    ):
+        created = [name for name, before in changed.items() if before.created]
+        if created:
+            result = ctx.runner(commands.service_remove(created, env=env, docker=options.docker_cli))
+            ctx.say(f"removing services this deploy created: {', '.join(created)} (exit {result.returncode})")
+        for name, before in changed.items():
+            if before.created:
+                continue
+            update_state = by_name[name].update_state or ""
+            if update_state.startswith("rollback"):
+                ctx.say(f"{name}: Swarm is already rolling back")
+                continue
+            result = ctx.runner(commands.service_rollback(name, env=env, docker=options.docker_cli))
+            ctx.say(f"{name}: docker service rollback (exit {result.returncode})")
+        rolled, _ = watcher.wait(changed, options.timeout, rollback=True, on_change=lambda s: ctx.say(s.line()))
+    return rolled
+
+
+def _record(
+    ctx: Context,
+    env_name: str,
+    colour: str,
+    stack: str,
+    files: compose.ComposeSet,
+    report: Report,
+    states: list[ServiceState],
+) -> None:
+    """Record the deploy in the environment-state service; a failure to record is a warning only."""
+    succeeded = report.result in ("converged", "submitted")
+    services = [
+        {"name": s.name.removeprefix(f"{stack}_"), "image": s.image, "replicas": s.desired}
+        for s in states
+        if s.phase == "converged"
+    ]
+    try:
+        ctx.state.record_deployment(
+            env_name,
+            colour=colour,
+            stack=stack,
+            services=services,
+            compose=[{"file": os.path.basename(f.path), "content": f.content} for f in files.files],
+            result="succeeded" if succeeded else report.result,
+            actor=actor(ctx.environ),
+            job_url=ctx.environ.get("CI_JOB_URL"),
+        )
+        report.recorded = True
+    except DeployerError as exc:
+        ctx.say(f"warning: the deploy was not recorded in the environment-state service: {exc}")
+
+
+def _stack_services(api: Any, stack: str) -> list[Mapping[str, Any]]:
+    return list(api.services(filters={"label": f"com.docker.stack.namespace={stack}"}))
+
+
+def status(env_name: str, stack: str, material: TLSMaterial, ctx: Context) -> Report:
+    """The services of ``stack`` on the live cluster: replicas running, image, update state."""
+    compose.check_stack_name(stack)
+    report = Report("status", env_name, stack)
+    cluster = ctx.state.resolve(env_name)
+    report.colour, report.manager = cluster.colour, commands.docker_host(cluster.manager_address, cluster.docker_port)
+    with private_cert_dir(material) as cert_dir:
+        api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
+        watcher = Watcher(api)
+        services = _stack_services(api, stack)
+        if not services:
+            raise ConfigError(f"stack {stack} has no services on {cluster.colour} ({report.manager}): check the name")
+        names = sorted(s["Spec"]["Name"] for s in services)
+        # Judge each as if nothing had changed: running replicas of its current spec.
+        states = watcher.poll({n: Before(n, exists=False) for n in names})
+    report.services = [{**s.as_dict(), "phase": "converged" if s.running >= s.desired else "degraded"} for s in states]
+    degraded = [s for s in states if s.running < s.desired]
+    report.result = "degraded" if degraded else "healthy"
+    report.message = f"{len(states) - len(degraded)}/{len(states)} service(s) fully running"
+    return report
+
+
+def rollback(
+    env_name: str, stack: str, service: str | None, material: TLSMaterial, ctx: Context, timeout: float
+) -> Report:
+    """Roll back every service of ``stack`` (or one) to its previous spec and wait for it."""
+    compose.check_stack_name(stack)
+    report = Report("rollback", env_name, stack)
+    cluster = ctx.state.resolve(env_name)
+    report.colour, report.manager = cluster.colour, commands.docker_host(cluster.manager_address, cluster.docker_port)
+    with private_cert_dir(material) as cert_dir:
+        api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
+        names = sorted(s["Spec"]["Name"] for s in _stack_services(api, stack))
+        if service:
+            wanted = service if service.startswith(f"{stack}_") else f"{stack}_{service}"
+            if wanted not in names:
+                raise ConfigError(
+                    f"service {service} is not in stack {stack} on {cluster.colour}: known: {', '.join(names)}"
+                )
+            names = [wanted]
+        if not names:
+            raise ConfigError(f"stack {stack} has no services on {cluster.colour}: nothing to roll back")
+        env = commands.docker_tls_env(cluster.manager_address, cluster.docker_port, cert_dir)
+        watcher = Watcher(api)
+        befores = watcher.snapshot(names)
+        for name in names:
+            result = ctx.runner(commands.service_rollback(name, env=env))
+            if result.returncode != 0:
+                last = result.output.strip().splitlines()[-1] if result.output.strip() else "no output"
+                raise ConfigError(f"cannot roll back {name}: {last}")
+            ctx.say(f"{name}: rollback started")
+        states, timed_out = watcher.wait(befores, timeout, rollback=True, on_change=lambda s: ctx.say(s.line()))
+    report.services = [s.as_dict() for s in states]
+    if timed_out or not all(s.phase == "converged" for s in states):
+        report.result = "failed"
+        report.message = f"rollback of {stack} did not converge: {_failed_summary(states)}"
+        raise OperationFailed(report.message, report)
+    report.result = "rolled-back"
+    report.message = f"{len(states)} service(s) rolled back on {cluster.colour}"
+    return report

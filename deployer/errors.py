@@ -1,0 +1,64 @@
+"""The deployer's exceptions and the exit codes the CLI maps them to.
+
+Library code raises these; only ``deployer.cli`` prints them. Each message is one
+line that says what went wrong and what to do, and never contains a secret.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2  # bad input or configuration: fix the command line or the environment
+EXIT_NOT_CONVERGED = 3  # the deploy did not converge: rolled back, crashed or timed out
+EXIT_REFUSED = 4  # refused: TLS, authentication, unreachable or inconsistent state
+
+
+class DeployerError(Exception):
+    """Base of every error the deployer raises on purpose."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ConfigError(DeployerError):
+    """Bad input or configuration (missing file, bad flag value, unknown environment)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class UnknownEnvironmentError(ConfigError):
+    """The environment-state service does not know the environment asked for."""
+
+
+class NotConvergedError(DeployerError):
+    """The deploy did not converge: tasks crashed, Swarm rolled back, or it timed out."""
+
+    exit_code = EXIT_NOT_CONVERGED
+
+
+class RefusedError(DeployerError):
+    """Something refused us or could not be trusted; nothing was changed by us."""
+
+    exit_code = EXIT_REFUSED
+
+
+class StateUnavailableError(RefusedError):
+    """The environment-state service could not be reached after bounded retries."""
+
+
+class StateAuthError(RefusedError):
+    """The environment-state service refused the bearer token (401/403)."""
+
+
+class StateConflictError(RefusedError):
+    """A compare-and-set on the environment-state service lost (HTTP 409)."""
+
+
+class InvalidStateError(RefusedError):
+    """The environment-state service answered something that fails validation."""
+
+
+class TLSError(RefusedError):
+    """TLS verification failed, or the TLS material is unusable."""
+
+
+class DockerUnavailableError(RefusedError):
+    """The Docker Engine of the live cluster could not be reached."""

@@ -1,0 +1,1 @@
+"""docgen: filled by a later issue; nothing here works yet."""

@@ -1,0 +1,1 @@
+"""pipelines: filled by a later issue; nothing here works yet."""

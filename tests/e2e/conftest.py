@@ -1,0 +1,98 @@
+"""The lab fixture: real Docker Engines in swarm mode over TLS, started by the toolkit itself.
+
+When CI=true a lab that cannot start FAILS the tests; elsewhere they are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.tls
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _lab_unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the lab is required in CI and could not start: {reason}", pytrace=False)
+    pytest.skip(f"lab not available: {reason}")
+
+
+def parse_exports(text: str) -> dict[str, str]:
+    """``export NAME=VALUE`` lines (shell-quoted values) into a dict."""
+    result = {}
+    for line in text.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, value = words[1].split("=", 1)
+            result[name] = value
+    return result
+
+
+@dataclass
+class Lab:
+    """What tests need to drive the lab: the CLI environment and SDK clients per colour."""
+
+    env: dict[str, str]
+    info: dict
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run ``auto-deploy ARGS`` as a user would, with the lab's environment."""
+        return subprocess.run(
+            [sys.executable, "-m", "deployer", *args],
+            env=env or self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def docker(self, colour: str) -> docker.DockerClient:
+        """An SDK client for one colour's engine, over the lab's mutual TLS."""
+        cert_dir = Path(self.env["AUTO_DOCKER_CERT_PATH"])
+        address = {"blue": "10.213.1.2", "green": "10.213.2.2"}[colour]
+        tls = docker.tls.TLSConfig(
+            client_cert=(str(cert_dir / "cert.pem"), str(cert_dir / "key.pem")),
+            ca_cert=str(cert_dir / "ca.pem"),
+            verify=True,
+        )
+        return docker.DockerClient(base_url=f"https://{address}:2376", tls=tls, version="auto", timeout=30)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    """Bring the lab up (idempotent) and hand out its environment; it stays up for later runs."""
+    if os.geteuid() != 0:
+        _lab_unavailable("the lab needs root")
+    try:
+        from deployer.lab import lab as lab_module
+
+        info = lab_module.up()
+        exports = parse_exports(lab_module.env_lines())
+    except Exception as exc:  # noqa: BLE001 - any failure to start is reported, not hidden
+        _lab_unavailable(f"{type(exc).__name__}: {exc}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTO_", "DOCKER_", "GITLAB_"))}
+    env.update(exports)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    return Lab(env, info)
+
+
+@pytest.fixture
+def stack(lab: Lab):
+    """A fresh stack name on the live colour, removed afterwards."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    yield name
+    for colour in ("blue", "green"):
+        client = lab.docker(colour)
+        for service in client.services.list(filters={"label": f"com.docker.stack.namespace={name}"}):
+            service.remove()
+        client.close()

@@ -1,0 +1,54 @@
+"""Reading compose files: the services a deploy defines, and clear errors."""
+
+import pytest
+
+from deployer import compose
+from deployer.errors import ConfigError
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_union_of_services_in_first_seen_order(tmp_path) -> None:
+    a = write(tmp_path, "a.yml", "services:\n  web: {image: x}\n  worker: {image: y}\n")
+    b = write(tmp_path, "b.yml", "services:\n  web: {environment: {A: '1'}}\n  cron: {image: z}\n")
+    loaded = compose.load([a, b])
+    assert loaded.services == ("web", "worker", "cron")
+    assert loaded.swarm_names("auto") == ["auto_web", "auto_worker", "auto_cron"]
+    assert loaded.files[0].content.startswith("services:")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("services: [\n", "is not valid YAML at line 2: fix the file"),
+        ("- a\n", "is not a mapping with a 'services' key"),
+        ("services:\n  - web\n", "'services' must be a mapping of service names"),
+        ("version: '3.8'\n", "define no service: nothing to deploy"),
+        ("services:\n  'bad name': {image: x}\n", "invalid service name 'bad name'"),
+    ],
+)
+def test_bad_compose_files(tmp_path, text, message) -> None:
+    path = write(tmp_path, "c.yml", text)
+    with pytest.raises(ConfigError) as err:
+        compose.load([path])
+    assert message in str(err.value)
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"compose file .*nope.yml does not exist"):
+        compose.load([str(tmp_path / "nope.yml")])
+
+
+def test_no_file() -> None:
+    with pytest.raises(ConfigError, match="pass -c FILE"):
+        compose.load([])
+
+
+@pytest.mark.parametrize("stack", ["", "-x", "a b", "x" * 70])
+def test_bad_stack_names(stack) -> None:
+    with pytest.raises(ConfigError, match="invalid stack name"):
+        compose.check_stack_name(stack)

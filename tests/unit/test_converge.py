@@ -1,0 +1,146 @@
+"""The convergence rules, on Swarm API answers shaped like the Engine's (API 1.41)."""
+
+import pytest
+
+from deployer.converge import MAX_FAILURES, SETTLE_SECONDS, Before, assess, assess_rollback, desired_replicas
+
+OLD = {"ContainerSpec": {"Image": "auto-lab/web:1"}, "ForceUpdate": 0}
+NEW = {"ContainerSpec": {"Image": "auto-lab/web:2"}, "ForceUpdate": 0}
+STALE_STATUS = {"State": "completed", "StartedAt": "2026-11-25T06:00:00Z", "Message": "update completed"}
+
+
+def service(template, *, replicas=2, version=20, update=None):
+    svc = {
+        "ID": "svc1",
+        "Version": {"Index": version},
+        "Spec": {"Name": "auto_web", "TaskTemplate": template, "Mode": {"Replicated": {"Replicas": replicas}}},
+    }
+    if update is not None:
+        svc["UpdateStatus"] = update
+    return svc
+
+
+def task(tid, template, state="running", desired="running", err=None, ts="2026-11-25T06:30:00Z"):
+    status = {"State": state, "Timestamp": ts}
+    if err:
+        status["Err"] = err
+    return {"ID": tid, "Spec": template, "DesiredState": desired, "Status": status, "NodeID": "n1"}
+
+
+CREATED = Before("auto_web", exists=False)
+EXISTED = Before(
+    "auto_web", exists=True, version=10, template=OLD, update_status=STALE_STATUS, task_ids=frozenset({"o1"})
+)
+
+
+def judge(before, svc, tasks, since=None, now=100.0):
+    return assess(before, svc, tasks, running_since=since or {}, now=now)
+
+
+def test_created_service_without_update_status_converges_on_tasks() -> None:
+    result = judge(CREATED, service(NEW), [task("a", NEW), task("b", NEW)])
+    assert (result.phase, result.running, result.desired, result.detail) == ("converged", 2, 2, "converged")
+    assert result.image == "auto-lab/web:2" and result.update_state is None
+
+
+def test_created_service_still_starting() -> None:
+    result = judge(CREATED, service(NEW), [task("a", NEW), task("b", NEW, state="preparing")])
+    assert (result.phase, result.detail) == ("waiting", "starting")
+
+
+def test_update_in_progress_waits_for_swarm() -> None:
+    update = {"State": "updating", "StartedAt": "2026-11-25T06:31:00Z"}
+    result = judge(EXISTED, service(NEW, update=update), [task("a", NEW), task("b", NEW)])
+    assert (result.phase, result.detail) == ("waiting", "update updating, Swarm is monitoring the new tasks")
+
+
+def test_update_completed_converges() -> None:
+    update = {"State": "completed", "StartedAt": "2026-11-25T06:31:00Z"}
+    result = judge(
+        EXISTED, service(NEW, update=update), [task("a", NEW), task("b", NEW), task("o1", OLD, "shutdown", "shutdown")]
+    )
+    assert (result.phase, result.update_state) == ("converged", "completed")
+
+
+def test_stale_update_status_is_not_taken_for_this_update() -> None:
+    # Right after `stack deploy`, UpdateStatus is still the previous update's "completed".
+    result = judge(EXISTED, service(NEW, update=STALE_STATUS), [task("o1", OLD), task("o2", OLD)])
+    assert result.phase == "waiting" and result.running == 0
+
+
+@pytest.mark.parametrize("state", ["rollback_started", "rollback_paused", "rollback_completed"])
+def test_swarm_rollback_is_a_failure(state) -> None:
+    update = {"State": state, "StartedAt": "2026-11-25T06:31:00Z", "Message": "update rolled back due to failure"}
+    result = judge(EXISTED, service(OLD, update=update), [task("o1", OLD)])
+    assert result.phase == "failed"
+    assert result.detail == f"Swarm rolled the update back ({state}): update rolled back due to failure"
+
+
+def test_paused_update_is_a_failure() -> None:
+    update = {"State": "paused", "StartedAt": "2026-11-25T06:31:00Z", "Message": "update paused due to failure"}
+    result = judge(EXISTED, service(NEW, update=update), [task("a", NEW, "failed", "shutdown")])
+    assert (result.phase, result.detail) == ("failed", "update paused: update paused due to failure")
+
+
+def test_crash_loop_fails_after_max_failures_with_last_error() -> None:
+    tasks = [
+        task(f"f{i}", NEW, "failed", "shutdown", err=f"task: non-zero exit ({i})", ts=f"2026-11-25T06:3{i}:00Z")
+        for i in range(MAX_FAILURES)
+    ]
+    result = judge(CREATED, service(NEW, replicas=1), [*tasks, task("r", NEW, "running")])
+    assert result.phase == "failed"
+    assert (
+        result.detail == f"tasks keep failing ({MAX_FAILURES} failed; last: task: non-zero exit ({MAX_FAILURES - 1}))"
+    )
+
+
+def test_after_a_failure_survivors_must_settle() -> None:
+    tasks = [task("f1", NEW, "failed", "shutdown", err="exit 1"), task("r", NEW)]
+    young = judge(CREATED, service(NEW, replicas=1), tasks, since={"r": 100.0}, now=101.0)
+    assert young.phase == "waiting" and "stay up" in young.detail
+    settled = judge(CREATED, service(NEW, replicas=1), tasks, since={"r": 100.0}, now=100.0 + SETTLE_SECONDS)
+    assert settled.phase == "converged"
+
+
+def test_failures_before_the_deploy_do_not_count() -> None:
+    before = Before("auto_web", exists=True, version=20, template=NEW, update_status=None, task_ids=frozenset({"f1"}))
+    tasks = [task("f1", NEW, "failed", "shutdown"), task("r1", NEW), task("r2", NEW)]
+    result = judge(before, service(NEW), tasks)
+    assert (result.phase, result.changed, result.detail) == ("converged", False, "unchanged, running")
+
+
+def test_old_task_still_meant_to_run_blocks() -> None:
+    result = judge(CREATED, service(NEW), [task("a", NEW), task("b", NEW), task("o", OLD)])
+    assert (result.phase, result.detail) == ("waiting", "1 old task(s) still running")
+
+
+def test_unchanged_service_ignores_stale_rollback_status() -> None:
+    stale = {"State": "rollback_completed", "StartedAt": "2026-11-25T05:00:00Z"}
+    before = Before("auto_web", exists=True, version=20, template=OLD, update_status=stale, task_ids=frozenset())
+    result = judge(before, service(OLD, update=stale), [task("a", OLD), task("b", OLD)])
+    assert result.phase == "converged" and not result.changed
+
+
+def test_missing_service_fails() -> None:
+    assert judge(CREATED, None, []).detail == "service is missing after the deploy"
+
+
+def test_global_and_unsupported_modes() -> None:
+    tasks = [task("a", NEW) | {"NodeID": "n1"}, task("b", NEW) | {"NodeID": "n2"}]
+    assert desired_replicas({"Mode": {"Global": {}}}, tasks) == 2
+    with pytest.raises(ValueError, match="unsupported service mode"):
+        desired_replicas({"Mode": {"ReplicatedJob": {}}}, [])
+
+
+def test_rollback_waits_for_a_fresh_rollback_completed() -> None:
+    before = Before("auto_web", exists=True, version=30, template=NEW, update_status={"State": "paused"})
+    svc = service(OLD, update={"State": "paused"})
+    assert assess_rollback(before, svc, [task("o", OLD)]).phase == "waiting"
+    done = service(OLD, update={"State": "rollback_completed", "StartedAt": "x"})
+    result = assess_rollback(before, done, [task("o", OLD), task("p", OLD)])
+    assert (result.phase, result.detail, result.image) == ("converged", "rolled back", "auto-lab/web:1")
+
+
+def test_rollback_of_created_service_is_its_removal() -> None:
+    assert assess_rollback(CREATED, service(NEW), []).detail == "being removed"
+    assert assess_rollback(CREATED, None, []).phase == "converged"
