@@ -7,11 +7,13 @@ Rules, per service this deploy defines:
 - It converged when its desired replicas run the current task template, no task of an older
   template is still meant to run, and, when this deploy started a rolling update, Swarm says
   that update ``completed`` (so Swarm's own ``monitor`` window has passed).
-- A service created for the first time has no UpdateStatus (moby#28012): tasks alone decide.
+- A service created for the first time has no UpdateStatus (moby#28012) and Swarm does not watch
+  it, so we do what Swarm does for updates: its tasks must stay Running for the service's
+  ``update_config.monitor`` (Swarm's default, 5 s, when unset) before they count. The same holds
+  after a new task failed, and for a spec change that started no rolling update: a crash-looping
+  container is briefly Running between crashes.
 - An update that ends in ``rollback_*`` or ``paused`` failed; so did a service whose new tasks
   failed ``MAX_FAILURES`` times; the deadline passing is a failure too.
-- When a new task failed, survivors must stay Running for ``SETTLE_SECONDS`` before we believe
-  them: a crash-looping container is briefly Running between crashes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Literal
 import docker.errors
 
 MAX_FAILURES = 3
-SETTLE_SECONDS = 5.0
+DEFAULT_MONITOR_SECONDS = 5.0  # Swarm's default update_config.monitor
 POLL_SECONDS = 0.25
 
 Phase = Literal["waiting", "converged", "failed"]
@@ -101,6 +103,12 @@ def desired_replicas(spec: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]]
     raise ValueError(f"unsupported service mode {sorted(mode)}: only replicated and global services are waited for")
 
 
+def monitor_seconds(spec: Mapping[str, Any]) -> float:
+    """The service's ``update_config.monitor`` in seconds (Swarm's API gives nanoseconds)."""
+    monitor = (spec.get("UpdateConfig") or {}).get("Monitor")
+    return monitor / 1e9 if monitor else DEFAULT_MONITOR_SECONDS
+
+
 def _image(template: Mapping[str, Any]) -> str | None:
     image = (template.get("ContainerSpec") or {}).get("Image")
     return image.split("@", 1)[0] if image else None
@@ -163,11 +171,12 @@ def assess(
         return state("waiting", len(running), f"{len(stale)} old task(s) still running")
     if fresh_update and update_state != "completed":
         return state("waiting", len(running), f"update {update_state}, Swarm is monitoring the new tasks")
-    needs_settle = bool(failures) or (template_changed and fresh_update is None)
+    needs_settle = before.created or bool(failures) or (template_changed and fresh_update is None)
     if needs_settle:
-        young = [t for t in running if now - running_since.get(t["ID"], now) < SETTLE_SECONDS]
+        settle = monitor_seconds(spec)
+        young = [t for t in running if now - running_since.get(t["ID"], now) < settle]
         if young:
-            return state("waiting", len(running), f"checking the tasks stay up ({SETTLE_SECONDS:.0f} s)")
+            return state("waiting", len(running), f"checking the tasks stay up ({settle:g} s)")
     return state("converged", len(running), "converged" if changed else "unchanged, running")
 
 

@@ -183,7 +183,22 @@ def deploy(env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Co
             else:
                 message += f"; rollback incomplete: {_failed_summary(rolled)}"
         else:
-            message += "; the services are left as they are (use --rollback-on-failure or auto-deploy rollback)"
+            # Swarm rolling back by itself (failure_action: rollback): report where it ends, not midway.
+            swarm_rolling = {s.name: befores[s.name] for s in states if (s.update_state or "").startswith("rollback")}
+            if swarm_rolling:
+                ctx.say("Swarm is rolling back; waiting for it to finish")
+                rolled, _ = watcher.wait(
+                    swarm_rolling, options.timeout, rollback=True, on_change=lambda s: ctx.say(s.line())
+                )
+                report.rollback = [s.as_dict() for s in rolled]
+                if all(s.phase == "converged" for s in rolled):
+                    report.result = "rolled-back"
+                    message += "; Swarm rolled back to the previous version"
+                else:
+                    message += f"; Swarm's rollback is incomplete: {_failed_summary(rolled)}"
+            others = [s.name for s in states if s.changed and s.name not in swarm_rolling and s.phase != "converged"]
+            if others:
+                message += f"; {', '.join(others)} left as they are (use --rollback-on-failure or auto-deploy rollback)"
         report.message = message
         report.duration_seconds = round(time.time() - report.started_at, 3)
         _record(ctx, env_name, cluster.colour, options.stack, files, report, states)

@@ -42,6 +42,22 @@ def translate(exc: BaseException, address: str, port: int) -> DeployerError:
     return DockerUnavailableError(f"the Docker Engine at {where} could not be used: {type(exc).__name__}")
 
 
+class _APIClient(docker.APIClient):
+    """An APIClient that ignores REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and proxy variables.
+
+    requests lets those variables override the session's ``verify`` (psf/requests#3829), which
+    would verify the engine against some other CA bundle than the cluster's own.
+    """
+
+    @property  # type: ignore[override]
+    def trust_env(self) -> bool:
+        return False
+
+    @trust_env.setter
+    def trust_env(self, value: bool) -> None:
+        pass
+
+
 def connect(address: str, port: int, cert_dir: str, *, timeout: int = 30) -> Any:
     """A ``docker.APIClient`` for a swarm manager, TLS verified against ``cert_dir/ca.pem``.
 
@@ -55,7 +71,7 @@ def connect(address: str, port: int, cert_dir: str, *, timeout: int = 30) -> Any
     )
     base_url = docker_host(address, port).replace("tcp://", "https://", 1)
     try:
-        api = docker.APIClient(base_url=base_url, tls=tls, version="auto", timeout=timeout)
+        api = _APIClient(base_url=base_url, tls=tls, version="auto", timeout=timeout)
         info = api.info()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise translate(exc, address, port) from None

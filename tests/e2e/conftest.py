@@ -12,10 +12,11 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import docker
-import docker.tls
 import pytest
+
+from deployer import engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,16 +57,10 @@ class Lab:
             check=False,
         )
 
-    def docker(self, colour: str) -> docker.DockerClient:
-        """An SDK client for one colour's engine, over the lab's mutual TLS."""
-        cert_dir = Path(self.env["AUTO_DOCKER_CERT_PATH"])
+    def docker(self, colour: str) -> Any:
+        """A low-level SDK client (``docker.APIClient``) for one colour's manager, over the lab's mutual TLS."""
         address = {"blue": "10.213.1.2", "green": "10.213.2.2"}[colour]
-        tls = docker.tls.TLSConfig(
-            client_cert=(str(cert_dir / "cert.pem"), str(cert_dir / "key.pem")),
-            ca_cert=str(cert_dir / "ca.pem"),
-            verify=True,
-        )
-        return docker.DockerClient(base_url=f"https://{address}:2376", tls=tls, version="auto", timeout=30)
+        return engine.connect(address, 2376, self.env["AUTO_DOCKER_CERT_PATH"])
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +87,7 @@ def stack(lab: Lab):
     name = f"t{uuid.uuid4().hex[:8]}"
     yield name
     for colour in ("blue", "green"):
-        client = lab.docker(colour)
-        for service in client.services.list(filters={"label": f"com.docker.stack.namespace={name}"}):
-            service.remove()
-        client.close()
+        api = lab.docker(colour)
+        for service in api.services(filters={"label": f"com.docker.stack.namespace={name}"}):
+            api.remove_service(service["ID"])
+        api.close()

@@ -49,18 +49,15 @@ def deploy(lab, stack: str, *files: str, extra: tuple[str, ...] = ()) -> tuple[i
     return proc.returncode, summary, proc.stderr
 
 
-def service_of(lab, stack: str, name: str, colour: str = "blue"):
-    client = lab.docker(colour)
-    found = client.services.list(filters={"name": f"{stack}_{name}"})
-    return found[0] if found else None
+def service_of(lab, stack: str, name: str, colour: str = "blue") -> dict | None:
+    api = lab.docker(colour)
+    found = [s for s in api.services(filters={"name": f"{stack}_{name}"}) if s["Spec"]["Name"] == f"{stack}_{name}"]
+    return {"api": api, **found[0]} if found else None
 
 
-def running_images(service) -> list[str]:
-    return sorted(
-        t["Spec"]["ContainerSpec"]["Image"].split("@")[0]
-        for t in service.tasks(filters={"desired-state": "running"})
-        if t["Status"]["State"] == "running"
-    )
+def running_images(service: dict) -> list[str]:
+    tasks = service["api"].tasks(filters={"service": service["ID"], "desired-state": "running"})
+    return sorted(t["Spec"]["ContainerSpec"]["Image"].split("@")[0] for t in tasks if t["Status"]["State"] == "running")
 
 
 def http_get(url: str) -> str:
@@ -96,8 +93,8 @@ def test_create_then_update_then_rollback_command(lab, stack, tmp_path) -> None:
     from deployer.state.client import StateClient
 
     env = StateClient.from_env(lab.env).get_environment("lab")
-    stacks = {s["name"]: s for s in env.clusters["blue"].stacks}
-    assert stacks[stack]["services"][0]["image"] == "auto-lab/web:2"
+    stacks = {s.name: s for s in env.clusters["blue"].stacks}
+    assert [(s.name, s.image, s.replicas) for s in stacks[stack].services] == [("web", "auto-lab/web:2", 1)]
 
     proc = lab.cli("status", "--env", "lab", "--stack", stack)
     assert proc.returncode == 0, proc.stderr
@@ -180,7 +177,7 @@ def test_wrong_ca_is_refused_and_nothing_deployed(lab, stack, tmp_path) -> None:
     f = compose(tmp_path, "svc.yml", {"web": ("auto-lab/web:1", [])})
     proc = lab.cli("deploy", "--env", "lab", "--stack", stack, "-c", f, "--cert-dir", str(bundle))
     assert proc.returncode == 4, proc.stderr
-    assert proc.stderr.strip() == (
+    assert proc.stderr.strip().splitlines()[-1] == (
         f"Error: TLS with the Docker Engine at tcp://{BLUE}:2376 failed (certificate not trusted or client "
         "certificate refused): check the CA and client certificate for this cluster"
     )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from deployer.converge import MAX_FAILURES, SETTLE_SECONDS, Before, assess, assess_rollback, desired_replicas
+from deployer.converge import DEFAULT_MONITOR_SECONDS, MAX_FAILURES, Before, assess, assess_rollback, desired_replicas
 
 OLD = {"ContainerSpec": {"Image": "auto-lab/web:1"}, "ForceUpdate": 0}
 NEW = {"ContainerSpec": {"Image": "auto-lab/web:2"}, "ForceUpdate": 0}
@@ -37,10 +37,20 @@ def judge(before, svc, tasks, since=None, now=100.0):
     return assess(before, svc, tasks, running_since=since or {}, now=now)
 
 
-def test_created_service_without_update_status_converges_on_tasks() -> None:
-    result = judge(CREATED, service(NEW), [task("a", NEW), task("b", NEW)])
+def test_created_service_without_update_status_converges_once_tasks_stay_up() -> None:
+    tasks = [task("a", NEW), task("b", NEW)]
+    young = judge(CREATED, service(NEW), tasks, since={"a": 100.0, "b": 101.0}, now=103.0)
+    assert (young.phase, young.detail) == ("waiting", "checking the tasks stay up (5 s)")
+    result = judge(CREATED, service(NEW), tasks, since={"a": 100.0, "b": 101.0}, now=106.0)
     assert (result.phase, result.running, result.desired, result.detail) == ("converged", 2, 2, "converged")
     assert result.image == "auto-lab/web:2" and result.update_state is None
+
+
+def test_monitor_comes_from_the_update_config() -> None:
+    svc = service(NEW, replicas=1)
+    svc["Spec"]["UpdateConfig"] = {"Monitor": 2_000_000_000}
+    assert judge(CREATED, svc, [task("a", NEW)], since={"a": 100.0}, now=101.9).phase == "waiting"
+    assert judge(CREATED, svc, [task("a", NEW)], since={"a": 100.0}, now=102.0).phase == "converged"
 
 
 def test_created_service_still_starting() -> None:
@@ -96,9 +106,9 @@ def test_crash_loop_fails_after_max_failures_with_last_error() -> None:
 
 def test_after_a_failure_survivors_must_settle() -> None:
     tasks = [task("f1", NEW, "failed", "shutdown", err="exit 1"), task("r", NEW)]
-    young = judge(CREATED, service(NEW, replicas=1), tasks, since={"r": 100.0}, now=101.0)
+    young = judge(EXISTED, service(NEW, replicas=1), tasks, since={"r": 100.0}, now=101.0)
     assert young.phase == "waiting" and "stay up" in young.detail
-    settled = judge(CREATED, service(NEW, replicas=1), tasks, since={"r": 100.0}, now=100.0 + SETTLE_SECONDS)
+    settled = judge(EXISTED, service(NEW, replicas=1), tasks, since={"r": 100.0}, now=100.0 + DEFAULT_MONITOR_SECONDS)
     assert settled.phase == "converged"
 
 
@@ -110,7 +120,7 @@ def test_failures_before_the_deploy_do_not_count() -> None:
 
 
 def test_old_task_still_meant_to_run_blocks() -> None:
-    result = judge(CREATED, service(NEW), [task("a", NEW), task("b", NEW), task("o", OLD)])
+    result = judge(CREATED, service(NEW), [task("a", NEW), task("b", NEW), task("o", OLD)], since={"a": 0, "b": 0})
     assert (result.phase, result.detail) == ("waiting", "1 old task(s) still running")
 
 
