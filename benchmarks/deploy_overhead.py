@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import docker
-import docker.tls
 
+from deployer import engine
 from deployer.lab import lab
 
 STACK_TEMPLATE = """services:
@@ -50,11 +50,8 @@ def parse_ts(text: str) -> float:
 
 
 def sdk(env: dict[str, str]) -> docker.APIClient:
-    cert = Path(env["AUTO_DOCKER_CERT_PATH"])
-    tls = docker.tls.TLSConfig(
-        client_cert=(str(cert / "cert.pem"), str(cert / "key.pem")), ca_cert=str(cert / "ca.pem"), verify=True
-    )
-    return docker.APIClient(base_url="https://10.213.1.2:2376", tls=tls, version="auto")
+    """The same TLS-verified SDK client auto-deploy uses (immune to REQUESTS_CA_BUNDLE)."""
+    return engine.connect("10.213.1.2", 2376, env["AUTO_DOCKER_CERT_PATH"])
 
 
 def convergence_times(api: docker.APIClient, service: str) -> tuple[float, float | None]:

@@ -262,7 +262,7 @@ def _record(
             stack=stack,
             services=services,
             compose=[{"file": os.path.basename(f.path), "content": f.content} for f in files.files],
-            result="succeeded" if succeeded else report.result,
+            result="succeeded" if succeeded else report.result.replace("-", "_"),
             actor=actor(ctx.environ),
             job_url=ctx.environ.get("CI_JOB_URL"),
         )
@@ -288,9 +288,18 @@ def status(env_name: str, stack: str, material: TLSMaterial, ctx: Context) -> Re
         if not services:
             raise ConfigError(f"stack {stack} has no services on {cluster.colour} ({report.manager}): check the name")
         names = sorted(s["Spec"]["Name"] for s in services)
-        # Judge each as if nothing had changed: running replicas of its current spec.
-        states = watcher.poll({n: Before(n, exists=False) for n in names})
-    report.services = [{**s.as_dict(), "phase": "converged" if s.running >= s.desired else "degraded"} for s in states]
+        update_states = {s["Spec"]["Name"]: (s.get("UpdateStatus") or {}).get("State") for s in services}
+        # Snapshot then poll: nothing changed in between, so this counts running replicas of the current spec.
+        states = watcher.poll(watcher.snapshot(names))
+    report.services = [
+        {
+            **s.as_dict(),
+            "phase": "converged" if s.running >= s.desired else "degraded",
+            "detail": f"last update {update_states[s.name]}" if update_states[s.name] else "never updated",
+            "update_state": update_states[s.name],
+        }
+        for s in states
+    ]
     degraded = [s for s in states if s.running < s.desired]
     report.result = "degraded" if degraded else "healthy"
     report.message = f"{len(states) - len(degraded)}/{len(states)} service(s) fully running"

@@ -397,17 +397,24 @@ def state_server_argv(paths: LabPaths, port: int, *, python: str = sys.executabl
     ]  # fmt: skip
 
 
+IMAGE_REVISION_LABEL = "org.auto-lab.image-revision"
+IMAGE_REVISION = "2"  # bump when image_changes() changes, so `lab up` re-imports
+
+
 def image_changes(version: str) -> list[str]:
     """Dockerfile instructions applied at import: version, PATH and an HTTP server on 8080."""
+    # PID 1 ignores SIGTERM unless it traps it: without the trap every task stop waits out
+    # Swarm's 10 s grace period, and rolling updates crawl.
     script = (
         'mkdir -p /www && echo "version $APP_VERSION" > /www/index.html && echo ok > /www/health'
-        f" && exec httpd -f -p {IMAGE_PORT} -h /www"
+        f" && httpd -f -p {IMAGE_PORT} -h /www & pid=$!; trap 'kill $pid; exit 0' TERM INT; wait $pid"
     )
     return [
         f"ENV APP_VERSION={version}",
         "ENV PATH=/bin",
         f"EXPOSE {IMAGE_PORT}",
         f"LABEL org.opencontainers.image.version={version}",
+        f"LABEL {IMAGE_REVISION_LABEL}={IMAGE_REVISION}",
         "CMD " + json.dumps(["/bin/sh", "-c", script]),
     ]
 
@@ -710,8 +717,9 @@ def _ensure_images(client: Any, rootfs: list[bytes]) -> list[str]:
     for tag in IMAGE_TAGS:
         ref = f"{IMAGE_REPOSITORY}:{tag}"
         try:
-            client.images.get(ref)
-            continue
+            labels = client.images.get(ref).labels or {}
+            if labels.get(IMAGE_REVISION_LABEL) == IMAGE_REVISION:
+                continue  # up to date; an older lab's image is re-imported below
         except docker.errors.ImageNotFound:
             pass
         if not rootfs:
