@@ -180,7 +180,15 @@ def _run(args: argparse.Namespace) -> int:
         _print_report(report, args.json)
         return 0 if report.result == "healthy" else 3
     if args.command == "rollback":
-        report = deploy.rollback(args.env, args.stack, args.service, _material(args), _context(), args.timeout)
+        report = deploy.rollback(
+            args.env,
+            args.stack,
+            args.service,
+            _material(args),
+            _context(),
+            args.timeout,
+            docker_cli=os.environ.get("AUTO_DOCKER_CLI", "docker"),
+        )
         _print_report(report, args.json)
         return 0
     if args.command == "state":

@@ -13,7 +13,8 @@ Rules, per service this deploy defines:
   after a new task failed, and for a spec change that started no rolling update: a crash-looping
   container is briefly Running between crashes.
 - An update that ends in ``rollback_*`` or ``paused`` failed; so did a service whose new tasks
-  failed ``MAX_FAILURES`` times; the deadline passing is a failure too.
+  failed ``MAX_FAILURES`` times (outside a rolling update, where Swarm's failure_action rules);
+  the deadline passing is a failure too.
 """
 
 from __future__ import annotations
@@ -151,7 +152,9 @@ def assess(
     failures = [
         t for t in current if t.get("ID") not in before.task_ids and _status(t).get("State") in _FAILED_TASK_STATES
     ]
-    if len(failures) >= MAX_FAILURES:
+    # While Swarm runs a rolling update its failure_action decides (pause, rollback, continue);
+    # counting crashes ourselves would cut it short and leave a half-rolled-back service.
+    if len(failures) >= MAX_FAILURES and update_state != "updating":
         last = max(failures, key=lambda t: _status(t).get("Timestamp", ""))
         reason = _status(last).get("Err") or _status(last).get("Message") or _status(last).get("State")
         return state("failed", len(running), f"tasks keep failing ({len(failures)} failed; last: {reason})")

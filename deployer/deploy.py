@@ -249,7 +249,7 @@ def _record(
     states: list[ServiceState],
 ) -> None:
     """Record the deploy in the environment-state service; a failure to record is a warning only."""
-    succeeded = report.result in ("converged", "submitted")
+    succeeded = report.result == "converged"
     services = [
         {"name": s.name.removeprefix(f"{stack}_"), "image": s.image, "replicas": s.desired}
         for s in states
@@ -307,7 +307,13 @@ def status(env_name: str, stack: str, material: TLSMaterial, ctx: Context) -> Re
 
 
 def rollback(
-    env_name: str, stack: str, service: str | None, material: TLSMaterial, ctx: Context, timeout: float
+    env_name: str,
+    stack: str,
+    service: str | None,
+    material: TLSMaterial,
+    ctx: Context,
+    timeout: float,
+    docker_cli: str = "docker",
 ) -> Report:
     """Roll back every service of ``stack`` (or one) to its previous spec and wait for it."""
     compose.check_stack_name(stack)
@@ -330,7 +336,7 @@ def rollback(
         watcher = Watcher(api)
         befores = watcher.snapshot(names)
         for name in names:
-            result = ctx.runner(commands.service_rollback(name, env=env))
+            result = ctx.runner(commands.service_rollback(name, env=env, docker=docker_cli))
             if result.returncode != 0:
                 last = result.output.strip().splitlines()[-1] if result.output.strip() else "no output"
                 raise ConfigError(f"cannot roll back {name}: {last}")

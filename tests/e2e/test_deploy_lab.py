@@ -271,3 +271,29 @@ def test_no_secret_in_any_output(lab, stack, tmp_path) -> None:
     for text in outputs:
         assert token not in text
         assert key_body[:40] not in text and "PRIVATE KEY" not in text
+
+
+def test_sigterm_mid_wait_removes_the_private_tls_directory(lab, stack, tmp_path) -> None:
+    """GitLab cancels a job with SIGTERM: the key material written for the deploy must not stay behind."""
+    import signal
+    import subprocess
+    import sys
+
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    pending = ["deploy:", "  placement: {constraints: [node.labels.auto-lab-never == yes]}"]
+    f = compose(tmp_path, "pending.yml", {"web": ("auto-lab/web:1", pending)})
+    env = {**lab.env, "TMPDIR": str(private_tmp)}
+    argv = [sys.executable, "-m", "deployer", "deploy", "--env", "lab", "--stack", stack, "-c", f]
+    proc = subprocess.Popen(
+        [*argv, "--resolve-image", "never", "--timeout", "120"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    for line in proc.stderr:
+        if "starting" in line:  # waiting for convergence: the TLS directory exists now
+            assert [p.name[:16] for p in private_tmp.iterdir()] == ["auto-deploy-tls-"]
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 130
+    assert rest.strip().splitlines()[-1] == "Error: interrupted; temporary TLS material was removed"
+    assert list(private_tmp.iterdir()) == []

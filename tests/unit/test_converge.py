@@ -154,3 +154,13 @@ def test_rollback_waits_for_a_fresh_rollback_completed() -> None:
 def test_rollback_of_created_service_is_its_removal() -> None:
     assert assess_rollback(CREATED, service(NEW), []).detail == "being removed"
     assert assess_rollback(CREATED, None, []).phase == "converged"
+
+
+def test_during_a_rolling_update_swarm_judges_crashes() -> None:
+    update = {"State": "updating", "StartedAt": "2026-11-25T06:31:00Z"}
+    crashes = [task(f"f{i}", NEW, "failed", "shutdown", err="exit 3") for i in range(MAX_FAILURES)]
+    during = judge(EXISTED, service(NEW, update=update), [*crashes, task("o2", OLD)])
+    assert during.phase == "waiting"
+    done = {"State": "completed", "StartedAt": "2026-11-25T06:31:00Z"}  # failure_action: continue
+    after = judge(EXISTED, service(NEW, update=done), crashes)
+    assert after.phase == "failed" and after.detail.startswith(f"tasks keep failing ({MAX_FAILURES} failed")
