@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import statistics
@@ -26,6 +25,7 @@ from pathlib import Path
 import docker
 
 from deployer import engine
+from deployer.converge import parse_timestamp
 from deployer.lab import lab
 
 STACK_TEMPLATE = """services:
@@ -40,15 +40,6 @@ STACK_TEMPLATE = """services:
 """
 
 
-def parse_ts(text: str) -> float:
-    # Docker gives nanoseconds; Python keeps microseconds.
-    text = text.rstrip("Z")
-    if "." in text:
-        head, frac = text.split(".", 1)
-        text = f"{head}.{frac[:6]}"
-    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
-
-
 def sdk(env: dict[str, str]) -> docker.APIClient:
     """The same TLS-verified SDK client auto-deploy uses (immune to REQUESTS_CA_BUNDLE)."""
     return engine.connect("10.213.1.2", 2376, env["AUTO_DOCKER_CERT_PATH"])
@@ -58,9 +49,9 @@ def convergence_times(api: docker.APIClient, service: str) -> tuple[float, float
     """(last running task's start, UpdateStatus.CompletedAt or None) on the daemon's clock."""
     svc = api.inspect_service(service)
     tasks = api.tasks(filters={"service": svc["ID"], "desired-state": "running"})
-    running = [parse_ts(t["Status"]["Timestamp"]) for t in tasks if t["Status"]["State"] == "running"]
+    running = [parse_timestamp(t["Status"]["Timestamp"]) for t in tasks if t["Status"]["State"] == "running"]
     completed = (svc.get("UpdateStatus") or {}).get("CompletedAt")
-    return (max(running) if running else float("nan")), (parse_ts(completed) if completed else None)
+    return (max(running) if running else float("nan")), (parse_timestamp(completed) if completed else None)
 
 
 def remove_stack(api: docker.APIClient, stack: str) -> None:

@@ -19,6 +19,7 @@ Rules, per service this deploy defines:
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import docker.errors
 
 MAX_FAILURES = 3
 DEFAULT_MONITOR_SECONDS = 5.0  # Swarm's default update_config.monitor
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1  # a few small API calls per service; keeps the exit close to convergence
 
 Phase = Literal["waiting", "converged", "failed"]
 _FAILED_TASK_STATES = {"failed", "rejected"}
@@ -92,6 +93,16 @@ def _same_template(task: Mapping[str, Any], template: Mapping[str, Any]) -> bool
     return spec.get("ContainerSpec") == template.get("ContainerSpec") and spec.get("ForceUpdate", 0) == template.get(
         "ForceUpdate", 0
     )
+
+
+def parse_timestamp(text: str) -> float:
+    """An Engine timestamp (RFC 3339 with nanoseconds) as seconds since the epoch."""
+    text = text.strip().replace("Z", "+00:00")
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:digits][:6].ljust(6, '0')}{rest[digits:]}"
+    return dt.datetime.fromisoformat(text).timestamp()
 
 
 def desired_replicas(spec: Mapping[str, Any], tasks: Iterable[Mapping[str, Any]]) -> int:
@@ -220,7 +231,27 @@ class Watcher:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     interval: float = POLL_SECONDS
+    wall: Callable[[], float] = time.time
+    clock_offset: float | None = None  # the engine's wall clock minus ours, once calibrated
     _running_since: dict[str, float] = field(default_factory=dict)
+
+    def calibrate(self) -> None:
+        """Learn the engine's clock offset, so a task's own Running timestamp can start its monitor
+        window (instead of the moment we happened to poll it)."""
+        system_time = (self.api.info() or {}).get("SystemTime")
+        if system_time:
+            self.clock_offset = parse_timestamp(system_time) - self.wall()
+
+    def _since(self, task: Mapping[str, Any], now: float) -> float:
+        """When the task became Running, on our monotonic clock; never later than ``now``."""
+        stamp = _status(task).get("Timestamp")
+        if self.clock_offset is None or not stamp:
+            return now
+        try:
+            age = self.wall() - (parse_timestamp(stamp) - self.clock_offset)
+        except ValueError:
+            return now
+        return now - max(0.0, age)
 
     def inspect(self, name: str) -> Mapping[str, Any] | None:
         """The service's inspect answer, or None when it does not exist."""
@@ -262,7 +293,7 @@ class Watcher:
             tasks = self.tasks(service)
             for task in tasks:
                 if _status(task).get("State") == "running":
-                    self._running_since.setdefault(task["ID"], now)
+                    self._running_since.setdefault(task["ID"], self._since(task, now))
             if rollback:
                 states.append(assess_rollback(before, service, tasks))
             else:

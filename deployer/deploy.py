@@ -135,6 +135,7 @@ def deploy(env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Co
     with private_cert_dir(material) as cert_dir:
         api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
         watcher = Watcher(api)
+        watcher.calibrate()
         names = files.swarm_names(options.stack)
         befores = watcher.snapshot(names)
         command = build(cert_dir)
@@ -173,32 +174,24 @@ def deploy(env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Co
             if timed_out
             else f"deploy of {options.stack} failed: {reason}"
         )
+        swarm_rolling = {s.name: befores[s.name] for s in states if (s.update_state or "").startswith("rollback")}
         if options.rollback_on_failure:
-            changed = {s.name: befores[s.name] for s in states if s.changed}
-            rolled = _roll_back(ctx, watcher, changed, states, cert_dir, cluster, options)
+            targets = {s.name: befores[s.name] for s in states if s.changed}
+            done = "rolled back to the previous version"
+        else:
+            # Swarm rolling back by itself (failure_action: rollback): report where it ends, not midway.
+            targets, done = swarm_rolling, "Swarm rolled back to the previous version"
+        if targets:
+            rolled = _roll_back(ctx, watcher, targets, swarm_rolling, cert_dir, cluster, options)
             report.rollback = [s.as_dict() for s in rolled]
             if all(s.phase == "converged" for s in rolled):
                 report.result = "rolled-back"
-                message += "; rolled back to the previous version"
+                message += f"; {done}"
             else:
                 message += f"; rollback incomplete: {_failed_summary(rolled)}"
-        else:
-            # Swarm rolling back by itself (failure_action: rollback): report where it ends, not midway.
-            swarm_rolling = {s.name: befores[s.name] for s in states if (s.update_state or "").startswith("rollback")}
-            if swarm_rolling:
-                ctx.say("Swarm is rolling back; waiting for it to finish")
-                rolled, _ = watcher.wait(
-                    swarm_rolling, options.timeout, rollback=True, on_change=lambda s: ctx.say(s.line())
-                )
-                report.rollback = [s.as_dict() for s in rolled]
-                if all(s.phase == "converged" for s in rolled):
-                    report.result = "rolled-back"
-                    message += "; Swarm rolled back to the previous version"
-                else:
-                    message += f"; Swarm's rollback is incomplete: {_failed_summary(rolled)}"
-            others = [s.name for s in states if s.changed and s.name not in swarm_rolling and s.phase != "converged"]
-            if others:
-                message += f"; {', '.join(others)} left as they are (use --rollback-on-failure or auto-deploy rollback)"
+        left = [s.name for s in states if s.changed and s.name not in targets and s.phase != "converged"]
+        if left:
+            message += f"; {', '.join(left)} left as they are (use --rollback-on-failure or auto-deploy rollback)"
         report.message = message
         report.duration_seconds = round(time.time() - report.started_at, 3)
         _record(ctx, env_name, cluster.colour, options.stack, files, report, states)
@@ -208,34 +201,30 @@ def deploy(env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Co
 def _roll_back(
     ctx: Context,
     watcher: Watcher,
-    changed: dict[str, Before],
-    states: list[ServiceState],
+    targets: dict[str, Before],
+    swarm_rolling: Mapping[str, Before],
     cert_dir: str,
     cluster: Any,
     options: DeployOptions,
 ) -> list[ServiceState]:
-    """Put back what this deploy changed: Swarm's own rollback, ``service rollback``, or ``service rm``."""
-    if not changed:
-        return []
+    """Put back ``targets`` and wait: Swarm's own rollback, ``service rollback``, or ``service rm``."""
     env = commands.docker_tls_env(cluster.manager_address, cluster.docker_port, cert_dir)
-    by_name = {s.name: s for s in states}
     with section(
-        f"rollback_{options.stack}", f"rolling back {len(changed)} service(s)", stream=ctx.out, environ=ctx.environ
+        f"rollback_{options.stack}", f"rolling back {len(targets)} service(s)", stream=ctx.out, environ=ctx.environ
     ):
-        created = [name for name, before in changed.items() if before.created]
+        created = [name for name, before in targets.items() if before.created]
         if created:
             result = ctx.runner(commands.service_remove(created, env=env, docker=options.docker_cli))
             ctx.say(f"removing services this deploy created: {', '.join(created)} (exit {result.returncode})")
-        for name, before in changed.items():
+        for name, before in targets.items():
             if before.created:
                 continue
-            update_state = by_name[name].update_state or ""
-            if update_state.startswith("rollback"):
-                ctx.say(f"{name}: Swarm is already rolling back")
+            if name in swarm_rolling:
+                ctx.say(f"{name}: Swarm is rolling back by itself; waiting for it to finish")
                 continue
             result = ctx.runner(commands.service_rollback(name, env=env, docker=options.docker_cli))
             ctx.say(f"{name}: docker service rollback (exit {result.returncode})")
-        rolled, _ = watcher.wait(changed, options.timeout, rollback=True, on_change=lambda s: ctx.say(s.line()))
+        rolled, _ = watcher.wait(targets, options.timeout, rollback=True, on_change=lambda s: ctx.say(s.line()))
     return rolled
 
 

@@ -3,8 +3,6 @@ TLS material generated on the fly, and tiny scripted stdlib servers for malforme
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import socket
 import threading
@@ -15,11 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from deployer.lab import certs
 from deployer.state.client import StateClient
 from deployer.state.server import make_server
 
@@ -106,81 +101,22 @@ class TLSFiles:
     wrong_ca: str
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = _key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    """Generate the TLS material once per test session."""
+    """Generate the TLS material once per test session, with the lab's certificate code."""
     directory = tmp_path_factory.mktemp("tls")
-    ca_key, ca_cert = _ca("auto-state test CA")
-    _, wrong_cert = _ca("some other CA")
-    key = _key()
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "auto-state")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = certs.make_ca("auto-state test CA")
+    server = certs.issue(ca, "auto-state", ips=["127.0.0.1"], server=True, days=1)
     files = TLSFiles(
         ca=str(directory / "ca.pem"),
         cert=str(directory / "server.pem"),
         key=str(directory / "server-key.pem"),
         wrong_ca=str(directory / "wrong-ca.pem"),
     )
-    Path(files.ca).write_bytes(_pem(ca_cert))
-    Path(files.wrong_ca).write_bytes(_pem(wrong_cert))
-    Path(files.cert).write_bytes(_pem(cert))
-    Path(files.key).write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    Path(files.ca).write_bytes(ca.cert_pem())
+    Path(files.wrong_ca).write_bytes(certs.make_ca("some other CA").cert_pem())
+    Path(files.cert).write_bytes(server.cert_pem())
+    Path(files.key).write_bytes(server.key_pem())
     return files
 
 

@@ -164,3 +164,21 @@ def test_during_a_rolling_update_swarm_judges_crashes() -> None:
     done = {"State": "completed", "StartedAt": "2026-11-25T06:31:00Z"}  # failure_action: continue
     after = judge(EXISTED, service(NEW, update=done), crashes)
     assert after.phase == "failed" and after.detail.startswith(f"tasks keep failing ({MAX_FAILURES} failed")
+
+
+def test_engine_timestamps_with_nanoseconds() -> None:
+    from deployer.converge import parse_timestamp
+
+    assert parse_timestamp("2026-11-25T06:30:00.123456789Z") == pytest.approx(1795588200.123456)
+    assert parse_timestamp("2026-11-25T06:30:00Z") == 1795588200.0
+    assert parse_timestamp("2026-11-25T07:30:00.5+01:00") == 1795588200.5
+
+
+def test_monitor_window_starts_at_the_tasks_own_running_time() -> None:
+    from deployer.converge import Watcher
+
+    watcher = Watcher(api=None, wall=lambda: 1795588210.0)
+    watcher.clock_offset = 0.0
+    running = task("a", NEW, ts="2026-11-25T06:30:07Z")  # 3 s before our wall clock
+    assert watcher._since(running, now=50.0) == 47.0
+    assert watcher._since(task("b", NEW, ts="not a time"), now=50.0) == 50.0
