@@ -5,5 +5,6 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Say that auto-docs is not available yet."""
-    print("Error: auto-docs is not available yet (planned: the docgen issue); nothing was done.", file=sys.stderr)
+    message = "auto-docs is not available yet (planned: the docgen issue); nothing was done."
+    print(f"Error: {message}", file=sys.stderr)
     return 2

@@ -5,5 +5,6 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Say that auto-pipelines is not available yet."""
-    print("Error: auto-pipelines is not available yet (planned: the pipelines issue); nothing was done.", file=sys.stderr)
+    message = "auto-pipelines is not available yet (planned: the pipelines issue); nothing was done."
+    print(f"Error: {message}", file=sys.stderr)
     return 2

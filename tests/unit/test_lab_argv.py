@@ -1,0 +1,81 @@
+"""The lab's commands as data: network, daemon and state-service argv, asserted exactly."""
+
+from pathlib import Path
+
+from deployer.lab import lab
+
+BLUE = lab.CLUSTERS["blue"]
+PATHS = lab.LabPaths(Path("/l"))
+
+
+def test_network_commands() -> None:
+    assert lab.netns_add_argv(BLUE) == ["ip", "netns", "add", "auto-lab-blue"]
+    assert (
+        " ".join(lab.veth_add_argv(BLUE))
+        == "ip link add alab-blue type veth peer name alab-blue-ns netns auto-lab-blue"
+    )
+    assert [" ".join(argv) for argv in lab.network_config_argvs(BLUE)] == [
+        "ip addr replace 10.213.1.1/24 dev alab-blue",
+        "ip link set alab-blue up",
+        "ip -n auto-lab-blue link set lo up",
+        "ip -n auto-lab-blue addr replace 10.213.1.2/24 dev alab-blue-ns",
+        "ip -n auto-lab-blue link set alab-blue-ns up",
+        "ip -n auto-lab-blue route replace default via 10.213.1.1",
+    ]
+
+
+def test_dockerd_listens_only_with_tlsverify() -> None:
+    assert " ".join(lab.dockerd_argv(BLUE, PATHS.colour("blue"))) == (
+        "dockerd --data-root /l/blue/data --exec-root /l/blue/exec --pidfile /l/blue/dockerd.pid "
+        "-H unix:///l/blue/docker.sock -H tcp://10.213.1.2:2376 --tlsverify --tlscacert /l/blue/tls/ca.pem "
+        "--tlscert /l/blue/tls/cert.pem --tlskey /l/blue/tls/key.pem --cgroup-parent /auto-lab-blue "
+        "--containerd-namespace auto-lab-blue --containerd-plugins-namespace auto-lab-blue-plugins --shutdown-timeout 5"
+    )
+
+
+def test_state_service_argv() -> None:
+    assert " ".join(lab.state_server_argv(PATHS, 8787, python="py")) == (
+        "py -m deployer state serve --db /l/state/state.db --listen 127.0.0.1:8787 "
+        "--tls-cert /l/certs/state/cert.pem --tls-key /l/certs/state/key.pem --token-file /l/state/token"
+    )
+
+
+def test_cgroup_remount_replays_the_hosts_hierarchies() -> None:
+    mounts = lab.parse_cgroup_mounts(
+        "cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0\n"
+        "cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0\n"
+        "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n"
+        "proc /proc proc rw 0 0\n"
+    )
+    assert mounts == [
+        ("cgroup", "/sys/fs/cgroup/cpu", "cpu"),
+        ("cgroup", "/sys/fs/cgroup/systemd", "none,name=systemd"),
+        ("cgroup2", "/sys/fs/cgroup/unified", ""),
+    ]
+    script = lab.cgroup_remount_script(mounts).splitlines()
+    assert script[:5] == [
+        "set -e",
+        "mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup",
+        "mkdir -p /sys/fs/cgroup/cpu && mount -t cgroup -o cpu cgroup /sys/fs/cgroup/cpu",
+        "mkdir -p /sys/fs/cgroup/systemd && mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd",
+        "mkdir -p /sys/fs/cgroup/unified && mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified",
+    ]
+    assert script[-1] == 'exec "$@"'
+
+
+def test_image_answers_with_its_version_and_stops_on_sigterm() -> None:
+    changes = lab.image_changes("2")
+    assert changes[0] == "ENV APP_VERSION=2"
+    assert f"LABEL {lab.IMAGE_REVISION_LABEL}={lab.IMAGE_REVISION}" in changes
+    cmd = next(c for c in changes if c.startswith("CMD "))
+    assert "trap 'kill $pid; exit 0' TERM INT" in cmd and "httpd -f -p 8080 -h /www" in cmd
+
+
+def test_env_lines_are_quoted_exports(tmp_path) -> None:
+    text = lab.env_lines({"AUTO_LAB_DIR": str(tmp_path / "a b"), "AUTO_LAB_STATE_PORT": "8799"})
+    assert text.splitlines() == [
+        "export AUTO_STATE_URL=https://127.0.0.1:8799",
+        f"export AUTO_STATE_CA='{tmp_path}/a b/certs/ca.pem'",
+        f"export AUTO_STATE_TOKEN_FILE='{tmp_path}/a b/state/token'",
+        f"export AUTO_DOCKER_CERT_PATH='{tmp_path}/a b/certs/client'",
+    ]
