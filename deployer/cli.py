@@ -8,6 +8,7 @@ inconsistent state); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from typing import Any
 
 from deployer import __version__, runner
 from deployer.commands import RESOLVE_IMAGE_CHOICES, docker_host
-from deployer.deploy import Context, DeployOptions, OperationFailed, Report
+from deployer.deploy import COLOUR_CHOICES, Context, DeployOptions, OperationFailed, Report
 from deployer.errors import ConfigError, DeployerError
 
 EXIT_INTERRUPTED = 130
@@ -46,6 +47,17 @@ def _positive(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    """Zero or more seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 seconds or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``auto-deploy``."""
     parser = _ArgumentParser(
@@ -61,13 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--env", required=True, help="environment name known to the environment-state service")
         p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
 
-    def with_cluster(p: argparse.ArgumentParser) -> None:
-        with_env(p)
-        p.add_argument("--stack", required=True, help="the Swarm stack")
+    def with_certs(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--cert-dir",
             help="directory with ca.pem, cert.pem, key.pem (default: AUTO_DOCKER_CA/CERT/KEY or AUTO_DOCKER_CERT_PATH)",
         )
+
+    def with_cluster(p: argparse.ArgumentParser) -> None:
+        with_env(p)
+        p.add_argument("--stack", required=True, help="the Swarm stack")
+        with_certs(p)
+
+    def with_lock(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--lock-wait", type=_seconds, default=300.0, help="wait this long for the lock (300)")
+        p.add_argument("--lock-ttl", type=_positive, default=60.0, help="lock expiry should we crash (60; renewed)")
 
     p = sub.add_parser("resolve", help="print the live colour and manager address of an environment")
     with_env(p)
@@ -82,6 +101,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true", help="return once Swarm accepted the stack")
     p.add_argument("--rollback-on-failure", action="store_true", help="roll back what this deploy changed")
     p.add_argument("--dry-run", action="store_true", help="print the command and environment; touch nothing")
+    p.add_argument("--colour", choices=COLOUR_CHOICES, default="live", help="the cluster to deploy to (live)")
+    with_lock(p)
+
+    p = sub.add_parser("switch", help="bring the idle colour level with the live one and move traffic to it")
+    with_env(p)
+    with_certs(p)
+    p.add_argument("--to", choices=("blue", "green"), help="the colour to make live (default: the idle one)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
+    p.add_argument("--timeout", type=_positive, default=300.0, help="for the replay and health checks (300)")
+    p.add_argument("--drain-timeout", type=_positive, default=30.0, help="for the old colour's sessions (30)")
+    p.add_argument("--haproxy-socket", help="HAProxy admin socket (default: AUTO_HAPROXY_SOCKET)")
+    p.add_argument("--backend", help="HAProxy backend with servers blue and green (AUTO_HAPROXY_BACKEND, app)")
+    with_lock(p)
+
+    p = sub.add_parser("lock", help="the environment's deploy/switch lock")
+    p.add_argument("lock_command", choices=("status", "release"), help="release frees a lock left by a crash")
+    with_env(p)
+
+    p = sub.add_parser("history", help="the audit trail: deploys, rollbacks, switches, locks")
+    with_env(p)
+    p.add_argument("--limit", type=int, default=50)
 
     p = sub.add_parser("status", help="the services of a stack on the live cluster")
     with_cluster(p)
@@ -90,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_cluster(p)
     p.add_argument("--service", help="only this service (name inside the stack)")
     p.add_argument("--timeout", type=_positive, default=300.0)
+    with_lock(p)
 
     state = sub.add_parser("state", help="the environment-state service").add_subparsers(
         dest="state_command", required=True, parser_class=_ArgumentParser
@@ -135,8 +176,11 @@ def _material(args: argparse.Namespace) -> Any:
     return load_material(args.cert_dir, os.environ)
 
 
-def _context() -> Context:
-    return Context(state=_state_client(), runner=runner.run, environ=dict(os.environ))
+def _context(args: argparse.Namespace | None = None) -> Context:
+    ctx = Context(state=_state_client(), runner=runner.run, environ=dict(os.environ))
+    if args is not None and hasattr(args, "lock_wait"):
+        ctx.lock_wait, ctx.lock_ttl = args.lock_wait, args.lock_ttl
+    return ctx
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -170,9 +214,10 @@ def _run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             docker_cli=docker_cli,
             detach_flag=runner.stack_deploy_has_detach(docker_cli),
+            colour=args.colour,
         )
         material = _material(args)
-        report = deploy.deploy(args.env, options, material, _context())
+        report = deploy.deploy(args.env, options, material, _context(args))
         _print_report(report, args.json)
         return 0
     if args.command == "status":
@@ -185,17 +230,90 @@ def _run(args: argparse.Namespace) -> int:
             args.stack,
             args.service,
             _material(args),
-            _context(),
+            _context(args),
             args.timeout,
             docker_cli=os.environ.get("AUTO_DOCKER_CLI", "docker"),
         )
         _print_report(report, args.json)
         return 0
+    if args.command == "switch":
+        return _switch(args)
+    if args.command == "lock":
+        return _lock(args)
+    if args.command == "history":
+        return _history(args)
     if args.command == "state":
         return _serve(args)
     if args.command == "lab":
         return _lab(args)
     raise AssertionError(args.command)
+
+
+def _switch(args: argparse.Namespace) -> int:
+    from deployer import switch
+    from deployer.haproxy import Runtime
+
+    socket_path = args.haproxy_socket or os.environ.get("AUTO_HAPROXY_SOCKET")
+    if not socket_path and not args.dry_run:
+        raise ConfigError("no HAProxy admin socket: pass --haproxy-socket or set AUTO_HAPROXY_SOCKET")
+    docker_cli = os.environ.get("AUTO_DOCKER_CLI", "docker")
+    options = switch.SwitchOptions(
+        to=args.to,
+        dry_run=args.dry_run,
+        timeout=args.timeout,
+        drain_timeout=args.drain_timeout,
+        backend=args.backend or os.environ.get("AUTO_HAPROXY_BACKEND", "app"),
+        docker_cli=docker_cli,
+        detach_flag=runner.stack_deploy_has_detach(docker_cli),
+    )
+    material = _material(args)
+    report = switch.switch(args.env, options, material, _context(args), Runtime(socket_path or ""))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+        return 0
+    for step in report.services:
+        if "seconds" in step:
+            print(f"{step['service']}: {step['seconds']:.2f} s")
+        elif step.get("service") != "detail":
+            print(step["service"])
+    print(f"switch {report.environment}: {report.message}")
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    state = _state_client()
+    if args.lock_command == "status":
+        held = state.lock_status(args.env)
+        if args.json:
+            data = None if held is None else dataclasses.asdict(held)
+            print(json.dumps({"environment": args.env, "lock": data}, indent=2, sort_keys=True))
+        elif held is None:
+            print(f"{args.env}: not locked")
+        else:
+            print(f"{args.env}: locked by {held.owner} for {held.purpose!r}, expires in {held.expires_in:.0f} s")
+        return 0
+    from deployer.deploy import actor
+
+    released = state.release_lock(args.env, force=True, actor=actor(os.environ))
+    print(f"{args.env}: lock released" if released else f"{args.env}: was not locked")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    events = _state_client().history(args.env, limit=args.limit)
+    if args.json:
+        print(json.dumps({"environment": args.env, "events": events}, indent=2, sort_keys=True))
+        return 0
+    for event in events:
+        detail = event.get("detail") or {}
+        plain = {k: v for k, v in detail.items() if k not in ("result", "revision", "job_url", "message")}
+        what = detail.get("message") or ", ".join(
+            f"{k}={v}" for k, v in sorted(plain.items()) if not isinstance(v, dict | list)
+        )
+        job = f" {detail['job_url']}" if detail.get("job_url") else ""
+        result = detail.get("result", "")
+        print(f"{event['at']}  {event['kind']:<11} {result:<12} {event.get('actor') or '-'}{job}  {what}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

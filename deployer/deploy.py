@@ -11,10 +11,11 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from deployer import commands, compose, engine
+from deployer import commands, compose, engine, lock
 from deployer.ci_log import section
 from deployer.converge import Before, ServiceState, Watcher
 from deployer.errors import ConfigError, DeployerError, NotConvergedError
@@ -22,6 +23,7 @@ from deployer.runner import Runner
 from deployer.tls import TLSMaterial, private_cert_dir
 
 DRY_RUN_CERT_PATH = "<private temporary directory>"
+COLOUR_CHOICES = ("live", "idle", "blue", "green")
 
 
 @dataclass
@@ -39,6 +41,8 @@ class DeployOptions:
     dry_run: bool = False
     docker_cli: str = "docker"
     detach_flag: bool = True
+    colour: str = "live"  # live, idle, blue or green
+    take_lock: bool = True  # False when the caller (a switch) already holds the environment's lock
 
 
 @dataclass
@@ -87,6 +91,23 @@ class Context:
     out: TextIO = sys.stderr
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock_start: float = field(default_factory=time.monotonic)
+    lock_wait: float = lock.DEFAULT_WAIT
+    lock_ttl: float = lock.DEFAULT_TTL
+
+    def locked(self, env_name: str, purpose: str, *, enabled: bool = True) -> AbstractContextManager[Any]:
+        """The environment's lock for a ``with`` block (a no-op when ``enabled`` is False)."""
+        if not enabled:
+            return nullcontext()
+        return lock.held(
+            self.state,
+            env_name,
+            purpose=purpose,
+            actor=actor(self.environ),
+            job_url=self.environ.get("CI_JOB_URL"),
+            ttl=self.lock_ttl,
+            wait=self.lock_wait,
+            say=self.say,
+        )
 
     def say(self, line: str) -> None:
         """Progress for humans, on stderr, with the time since start."""
@@ -107,10 +128,32 @@ def deploy(env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Co
     """
     compose.check_stack_name(options.stack)
     files = compose.load(options.compose_files)
+    if options.dry_run:
+        return _deploy(env_name, options, material, ctx, files)
+    # Fail fast on an unknown environment or a bad answer, before queueing for the lock.
+    target_cluster(ctx.state, env_name, options.colour)
+    with ctx.locked(env_name, f"deploy {options.stack} to {options.colour}", enabled=options.take_lock):
+        return _deploy(env_name, options, material, ctx, files)
+
+
+def target_cluster(state: Any, env_name: str, colour: str) -> Any:
+    """The cluster a command acts on: the live one, the idle one, or a colour by name."""
+    if colour not in COLOUR_CHOICES:
+        raise ConfigError(f"invalid colour {colour!r}: use one of {', '.join(COLOUR_CHOICES)}")
+    if colour == "live":
+        return state.resolve(env_name)
+    environment = state.get_environment(env_name)
+    return environment.idle_cluster if colour == "idle" else environment.clusters[colour]
+
+
+def _deploy(
+    env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Context, files: compose.ComposeSet
+) -> Report:
     report = Report("deploy", env_name, options.stack)
-    cluster = ctx.state.resolve(env_name)
+    cluster = target_cluster(ctx.state, env_name, options.colour)
     report.colour, report.manager = cluster.colour, commands.docker_host(cluster.manager_address, cluster.docker_port)
-    ctx.say(f"environment {env_name}: {cluster.colour} is live, manager {report.manager}")
+    role = "live" if cluster.live else "idle"
+    ctx.say(f"environment {env_name}: deploying to {cluster.colour} ({role}), manager {report.manager}")
 
     def build(cert_path: str) -> commands.Command:
         env = commands.docker_tls_env(cluster.manager_address, cluster.docker_port, cert_path)
@@ -153,7 +196,7 @@ def deploy(env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Co
             report.result = "submitted"
             report.message = "submitted without waiting (--no-wait)"
             report.services = [{"service": n} for n in names]
-            _record(ctx, env_name, cluster.colour, options.stack, files, report, [])
+            _record(ctx, env_name, cluster.colour, options, files, report, [])
             return report
         with section(
             f"wait_{options.stack}", f"waiting for {len(names)} service(s)", stream=ctx.out, environ=ctx.environ
@@ -164,7 +207,7 @@ def deploy(env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Co
             report.result = "converged"
             report.message = f"{len(states)} service(s) converged on {cluster.colour}"
             report.duration_seconds = round(time.time() - report.started_at, 3)
-            _record(ctx, env_name, cluster.colour, options.stack, files, report, states)
+            _record(ctx, env_name, cluster.colour, options, files, report, states)
             return report
 
         reason = _failed_summary(states)
@@ -194,7 +237,7 @@ def deploy(env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Co
             message += f"; {', '.join(left)} left as they are (use --rollback-on-failure or auto-deploy rollback)"
         report.message = message
         report.duration_seconds = round(time.time() - report.started_at, 3)
-        _record(ctx, env_name, cluster.colour, options.stack, files, report, states)
+        _record(ctx, env_name, cluster.colour, options, files, report, states)
         raise OperationFailed(message, report)
 
 
@@ -232,13 +275,22 @@ def _record(
     ctx: Context,
     env_name: str,
     colour: str,
-    stack: str,
+    options: DeployOptions,
     files: compose.ComposeSet,
     report: Report,
     states: list[ServiceState],
 ) -> None:
-    """Record the deploy in the environment-state service; a failure to record is a warning only."""
+    """Record the deploy in the environment-state service; a failure to record is a warning only.
+
+    The record (compose text, images as Swarm resolved them, options) is what a switch replays.
+    """
+    stack = options.stack
     succeeded = report.result == "converged"
+    options_record = {
+        "resolve_image": options.resolve_image,
+        "with_registry_auth": options.with_registry_auth,
+        "prune": options.prune,
+    }
     services = [
         {"name": s.name.removeprefix(f"{stack}_"), "image": s.image, "replicas": s.desired}
         for s in states
@@ -254,6 +306,7 @@ def _record(
             result="succeeded" if succeeded else report.result.replace("-", "_"),
             actor=actor(ctx.environ),
             job_url=ctx.environ.get("CI_JOB_URL"),
+            options=options_record,
         )
         report.recorded = True
     except DeployerError as exc:
@@ -304,9 +357,46 @@ def rollback(
     timeout: float,
     docker_cli: str = "docker",
 ) -> Report:
-    """Roll back every service of ``stack`` (or one) to its previous spec and wait for it."""
+    """Roll back every service of ``stack`` (or one) to its previous spec and wait for it.
+
+    Holds the environment's lock and records the outcome in the audit trail.
+    """
     compose.check_stack_name(stack)
     report = Report("rollback", env_name, stack)
+    with ctx.locked(env_name, f"rollback {stack}"):
+        try:
+            return _rollback(env_name, stack, service, material, ctx, timeout, docker_cli, report)
+        finally:
+            record_event(ctx, env_name, "rollback", report)
+
+
+def record_event(ctx: Context, env_name: str, kind: str, report: Report) -> None:
+    """Add the operation's outcome to the environment's audit trail; a failure to record only warns."""
+    result = report.result if report.result != "pending" else "failed"
+    detail = {"stack": report.stack, "colour": report.colour, "message": report.message, "services": report.services}
+    try:
+        ctx.state.record_event(
+            env_name,
+            kind=kind,
+            actor=actor(ctx.environ),
+            result=result.replace("-", "_"),
+            detail=detail,
+            job_url=ctx.environ.get("CI_JOB_URL"),
+        )
+    except DeployerError as exc:
+        ctx.say(f"warning: the {kind} was not recorded in the audit trail: {exc}")
+
+
+def _rollback(
+    env_name: str,
+    stack: str,
+    service: str | None,
+    material: TLSMaterial,
+    ctx: Context,
+    timeout: float,
+    docker_cli: str,
+    report: Report,
+) -> Report:
     cluster = ctx.state.resolve(env_name)
     report.colour, report.manager = cluster.colour, commands.docker_host(cluster.manager_address, cluster.docker_port)
     with private_cert_dir(material) as cert_dir:
@@ -328,7 +418,8 @@ def rollback(
             result = ctx.runner(commands.service_rollback(name, env=env, docker=docker_cli))
             if result.returncode != 0:
                 last = result.output.strip().splitlines()[-1] if result.output.strip() else "no output"
-                raise ConfigError(f"cannot roll back {name}: {last}")
+                report.message = f"cannot roll back {name}: {last}"
+                raise ConfigError(report.message)
             ctx.say(f"{name}: rollback started")
         states, timed_out = watcher.wait(befores, timeout, rollback=True, on_change=lambda s: ctx.say(s.line()))
     report.services = [s.as_dict() for s in states]

@@ -6,6 +6,8 @@ line that says what went wrong and what to do, and never contains a secret.
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # bad input or configuration: fix the command line or the environment
 EXIT_NOT_CONVERGED = 3  # the deploy did not converge: rolled back, crashed or timed out
@@ -62,3 +64,14 @@ class TLSError(RefusedError):
 
 class DockerUnavailableError(RefusedError):
     """The Docker Engine of the live cluster could not be reached."""
+
+
+class LockHeldError(RefusedError):
+    """Somebody else holds the environment's lock (HTTP 409 on the lock); ``holder`` is that lock.
+
+    ``holder`` is a ``deployer.state.client.Lock`` (None only when it could not be told).
+    """
+
+    def __init__(self, message: str, holder: Any = None) -> None:
+        super().__init__(message)
+        self.holder = holder

@@ -7,6 +7,7 @@ appears in a message or repr.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -23,6 +24,7 @@ from deployer.errors import (
     ConfigError,
     DeployerError,
     InvalidStateError,
+    LockHeldError,
     StateAuthError,
     StateConflictError,
     StateUnavailableError,
@@ -35,6 +37,8 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # what may go into an HTTP header unchanged
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _NO_TOKEN = "this needs a token: set AUTO_STATE_TOKEN or AUTO_STATE_TOKEN_FILE"
+_TIMESTAMP_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")
+AUDIT_KINDS = ("deploy", "rollback", "switch")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -103,6 +107,22 @@ class Environment:
         return self.clusters[self.idle_colour]
 
 
+@dataclass(frozen=True)
+class Lock:
+    """The lock of an environment, as the service saw it when it answered.
+
+    ``expires_in`` is seconds by the service's clock at that moment (the service's clock decides).
+    """
+
+    owner: str
+    purpose: str
+    actor: str | None
+    job_url: str | None
+    acquired_at: str
+    expires_at: str
+    expires_in: float
+
+
 def other_colour(colour: str) -> str:
     """``green`` for ``blue`` and vice versa."""
     return "green" if colour == "blue" else "blue"
@@ -153,6 +173,26 @@ class _Checker:
         if not low <= value <= high:
             self.fail(f"{where}{key} {value} is not {what}")
         return value
+
+    def optional_text(self, mapping: dict[str, Any], key: str, where: str = "") -> str | None:
+        value = self.get(mapping, key, where)
+        if value is not None and (not isinstance(value, str) or not value):
+            self.fail(f"{where}{key} {_show(value)} is not a non-empty string or null")
+        return value
+
+    def timestamp(self, mapping: dict[str, Any], key: str, where: str = "") -> str:
+        value = self.text(mapping, key, where)
+        if not _TIMESTAMP_RE.match(value):
+            self.fail(f"{where}{key} {_show(value)} is not a UTC timestamp like 2026-11-25T06:30:00Z")
+        return value
+
+    def number(self, mapping: dict[str, Any], key: str, where: str, low: float, what: str) -> float:
+        value = self.get(mapping, key, where)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(f"{where}{key} {_show(value)} is not a number")
+        if not low <= value < float("inf"):
+            self.fail(f"{where}{key} {value} is not {what}")
+        return float(value)
 
     def items(self, mapping: dict[str, Any], key: str, where: str = "") -> list[Any]:
         value = self.get(mapping, key, where)
@@ -229,6 +269,26 @@ def _parse_stack(check: _Checker, item: Any, where: str) -> Stack:
         check.text(raw, "deployed_at", where),
         check.text(raw, "deployed_by", where),
         tuple(services),
+    )
+
+
+def parse_lock(check: _Checker, value: Any, where: str = "lock") -> Lock | None:
+    """Validate a decoded ``Lock`` (or null) answer; InvalidStateError if bad."""
+    if value is None:
+        return None
+    raw = check.obj(value, where)
+    prefix = f"{where}."
+    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(Lock)})
+    if unknown:
+        check.fail(f"{prefix}{unknown[0]} is not a field of a lock")
+    return Lock(
+        owner=check.text(raw, "owner", prefix),
+        purpose=check.text(raw, "purpose", prefix),
+        actor=check.optional_text(raw, "actor", prefix),
+        job_url=check.optional_text(raw, "job_url", prefix),
+        acquired_at=check.timestamp(raw, "acquired_at", prefix),
+        expires_at=check.timestamp(raw, "expires_at", prefix),
+        expires_in=check.number(raw, "expires_in", prefix, 0, "a number of seconds (0 or more)"),
     )
 
 
@@ -368,19 +428,21 @@ class StateClient:
 
     # ---- transport
 
-    def _scrub(self, text: str) -> str:
+    def _scrub(self, text: str, limit: int = 300) -> str:
         """One line, bounded, and never the token (whatever the server echoes)."""
         text = _CONTROL_RE.sub(" ", text).strip()
         if self._token:
             text = text.replace(self._token, "<token>")
-        return text if len(text) <= 300 else text[:297] + "..."
+        return text if len(text) <= limit else text[: limit - 3] + "..."
 
-    def _error_message(self, response: requests.Response) -> str:
+    def _error_message(self, response: requests.Response, limit: int = 300) -> str:
         try:
             message = response.json().get("error")
         except (ValueError, AttributeError):
             message = None
-        return self._scrub(message) if isinstance(message, str) and message else f"HTTP {response.status_code}"
+        if isinstance(message, str) and message:
+            return self._scrub(message, limit)
+        return f"HTTP {response.status_code}"
 
     def _unavailable(self, attempts: int, last: str) -> StateUnavailableError:
         return StateUnavailableError(
@@ -396,8 +458,12 @@ class StateClient:
         body: Any = None,
         params: dict[str, Any] | None = None,
         write: bool = False,
+        idempotent: bool | None = None,
     ) -> requests.Response:
-        """One logical request with bounded retries; returns a response with status < 500."""
+        """One logical request with bounded retries; returns a response with status < 500.
+
+        ``idempotent`` (default: every method but POST) allows retrying after the request may
+        have reached the server (read timeouts, dropped connections, 5xx)."""
         if write and not self._token:
             raise ConfigError(_NO_TOKEN)
         if write and not self._token_may_travel():
@@ -407,7 +473,8 @@ class StateClient:
         headers = {"Accept": "application/json"}
         if write:
             headers["Authorization"] = f"Bearer {self._token}"
-        idempotent = method != "POST"
+        if idempotent is None:
+            idempotent = method != "POST"
         attempts = self._retries + 1
         last = ""
         for attempt in range(attempts):
@@ -471,9 +538,13 @@ class StateClient:
         body: Any = None,
         params: dict[str, Any] | None = None,
         write: bool = False,
+        idempotent: bool | None = None,
+        on_conflict: Callable[[requests.Response], DeployerError] | None = None,
     ) -> tuple[int, Any]:
-        """Send, map error statuses onto exceptions, and decode the JSON answer."""
-        response = self._send(method, path, body=body, params=params, write=write)
+        """Send, map error statuses onto exceptions, and decode the JSON answer.
+
+        ``on_conflict`` turns a 409 into the exception to raise (default StateConflictError)."""
+        response = self._send(method, path, body=body, params=params, write=write, idempotent=idempotent)
         status = response.status_code
         if status in (401, 403):
             raise StateAuthError(f"environment-state service refused the token (HTTP {status}): check AUTO_STATE_TOKEN")
@@ -486,6 +557,8 @@ class StateClient:
                 "check AUTO_STATE_URL points at the environment-state service"
             )
         if status == 409:
+            if on_conflict is not None:
+                raise on_conflict(response)
             raise StateConflictError(self._error_message(response))
         if 300 <= status < 400:
             raise ConfigError(
@@ -579,15 +652,24 @@ class StateClient:
         return parse_environment(data, name)
 
     def switch(
-        self, name: str, expected_live: str, to: str, actor: str | None = None, reason: str | None = None
+        self,
+        name: str,
+        expected_live: str,
+        to: str,
+        actor: str | None = None,
+        reason: str | None = None,
+        job_url: str | None = None,
     ) -> Environment:
-        """Atomically make ``to`` live if ``expected_live`` still is; StateConflictError if not."""
+        """Atomically make ``to`` live if ``expected_live`` still is; StateConflictError if not.
+        ``job_url`` (the CI job) is kept in the ``switched`` history event."""
         _check_name(name)
         body: dict[str, Any] = {"expected_live": expected_live, "to": to}
         if actor is not None:
             body["actor"] = actor
         if reason is not None:
             body["reason"] = reason
+        if job_url is not None:
+            body["job_url"] = job_url
         _, data = self._call("POST", f"/v1/environments/{name}/switch", (200,), environment=name, body=body, write=True)
         env = parse_environment(data, name)
         if env.live_colour != to:
@@ -605,10 +687,13 @@ class StateClient:
         result: str,
         actor: str,
         job_url: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> int:
         """Record a deployment (``services``: ``{name, image, replicas}``; ``compose``:
-        ``{file, content}``); when ``result == "succeeded"`` the services are merged into the stack.
-        Returns the deployment id."""
+        ``{file, content}``; ``options``: ``{resolve_image: always|changed|never,
+        with_registry_auth: bool, prune: bool}``, returned as they were by :meth:`deployments`);
+        when ``result == "succeeded"`` the services are merged into the stack. Returns the
+        deployment id."""
         _check_name(name)
         body: dict[str, Any] = {
             "colour": colour,
@@ -620,6 +705,8 @@ class StateClient:
         }
         if job_url is not None:
             body["job_url"] = job_url
+        if options is not None:
+            body["options"] = dict(options)
         _, data = self._call(
             "POST", f"/v1/environments/{name}/deployments", (201,), environment=name, body=body, write=True
         )
@@ -627,17 +714,41 @@ class StateClient:
         return check.integer(check.obj(data, "answer"), "id", "", 1, 2**63 - 1, "a deployment id")
 
     def deployments(
-        self, name: str, colour: str | None = None, stack: str | None = None, limit: int = 20
+        self,
+        name: str,
+        colour: str | None = None,
+        stack: str | None = None,
+        result: str | None = None,
+        limit: int = 20,
     ) -> list[dict[str, Any]]:
-        """Recorded deployments of ``name``, newest first, optionally filtered."""
+        """Recorded deployments of ``name``, newest first (ids decrease), optionally filtered by
+        colour, stack and result (e.g. ``"succeeded"``). Each has ``id`` and ``at``, and ``options``
+        when it was recorded with them."""
         _check_name(name)
         params: dict[str, Any] = {"limit": limit}
         if colour is not None:
             params["colour"] = colour
         if stack is not None:
             params["stack"] = stack
+        if result is not None:
+            params["result"] = result
         _, data = self._call("GET", f"/v1/environments/{name}/deployments", (200,), environment=name, params=params)
-        return self._list_of_objects(_Checker(name, ""), data, "deployments")
+        check = _Checker(name, "")
+        items = self._list_of_objects(check, data, "deployments")
+        previous = None
+        for index, item in enumerate(items):
+            where = f"deployments[{index}]."
+            ident = check.integer(item, "id", where, 1, 2**63 - 1, "a deployment id")
+            if previous is not None and ident >= previous:
+                check.fail(f"{where}id {ident} is not below the one before it ({previous}): not newest first")
+            previous = ident
+            check.timestamp(item, "at", where)
+            check.text(item, "result", where)
+            if result is not None and item["result"] != result:
+                check.fail(f"{where}result is {_show(item['result'])} although only {result!r} was asked for")
+            if item.get("options") is not None:
+                check.obj(item["options"], f"{where}options")
+        return items
 
     def history(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
         """The events of ``name``, newest first."""
@@ -646,3 +757,129 @@ class StateClient:
             "GET", f"/v1/environments/{name}/history", (200,), environment=name, params={"limit": limit}
         )
         return self._list_of_objects(_Checker(name, ""), data, "events")
+
+    # ---- the environment's lock
+
+    def _lock_held(self, name: str) -> Callable[[requests.Response], DeployerError]:
+        def conflict(response: requests.Response) -> DeployerError:
+            check = _Checker(name, "")
+            try:
+                data = json.loads(response.content)
+            except ValueError:
+                check.fail("answer to a lock conflict (HTTP 409) is not JSON")
+            holder = parse_lock(check, check.get(check.obj(data, "answer"), "lock", ""))
+            if holder is None:
+                check.fail("lock is null in a lock conflict (HTTP 409)")
+            return LockHeldError(self._error_message(response, limit=1000), holder=holder)
+
+        return conflict
+
+    def lock_status(self, name: str) -> Lock | None:
+        """The live lock of ``name``, or None when nobody holds it (an expired lock is None)."""
+        _check_name(name)
+        _, data = self._call("GET", f"/v1/environments/{name}/lock", (200,), environment=name)
+        check = _Checker(name, "")
+        return parse_lock(check, check.get(check.obj(data, "answer"), "lock", ""))
+
+    def acquire_lock(
+        self,
+        name: str,
+        *,
+        owner: str,
+        purpose: str,
+        ttl: float,
+        actor: str | None = None,
+        job_url: str | None = None,
+    ) -> Lock:
+        """Take the lock of ``name`` for ``ttl`` seconds, or renew it when ``owner`` holds it
+        already (so retrying is safe, and a heartbeat is the same call). LockHeldError (exit 4),
+        with ``.holder``, when somebody else holds it."""
+        _check_name(name)
+        body: dict[str, Any] = {"owner": owner, "purpose": purpose, "ttl_seconds": ttl}
+        if actor is not None:
+            body["actor"] = actor
+        if job_url is not None:
+            body["job_url"] = job_url
+        _, data = self._call(
+            "POST",
+            f"/v1/environments/{name}/lock",
+            (200,),
+            environment=name,
+            body=body,
+            write=True,
+            idempotent=True,  # the same owner renews: a retry after a lost answer is harmless
+            on_conflict=self._lock_held(name),
+        )
+        check = _Checker(name, "")
+        answer = check.obj(data, "answer")
+        if check.get(answer, "acquired", "") is not True:
+            check.fail(f"acquired is {_show(answer['acquired'])}, expected true")
+        lock = parse_lock(check, check.get(answer, "lock", ""))
+        if lock is None:
+            check.fail("lock is null although it was acquired")
+        if lock.owner != owner:
+            check.fail(f"lock.owner is {_show(lock.owner)} after acquiring it as {_show(owner)}")
+        return lock
+
+    def release_lock(
+        self, name: str, *, owner: str | None = None, force: bool = False, actor: str | None = None
+    ) -> bool:
+        """Release the lock of ``name``: the own lock with ``owner``, or anybody's with ``force``
+        (exactly one of the two). True when a live lock was released, False when there was none;
+        LockHeldError when ``owner`` is not the holder. ``actor`` is recorded in the history."""
+        _check_name(name)
+        if (owner is None) == (not force):
+            raise ConfigError("release_lock needs exactly one of owner=... and force=True")
+        params: dict[str, Any] = {"owner": owner} if owner is not None else {"force": "true"}
+        if actor is not None:
+            params["actor"] = actor
+        _, data = self._call(
+            "DELETE",
+            f"/v1/environments/{name}/lock",
+            (200,),
+            environment=name,
+            params=params,
+            write=True,
+            on_conflict=self._lock_held(name),
+        )
+        check = _Checker(name, "")
+        answer = check.obj(data, "answer")
+        released = check.get(answer, "released", "")
+        if not isinstance(released, bool):
+            check.fail(f"released {_show(released)} is not true or false")
+        lock = parse_lock(check, check.get(answer, "lock", ""))
+        if released != (lock is not None):
+            check.fail(f"released is {str(released).lower()} but lock is {'null' if lock is None else 'set'}")
+        if lock is not None and owner is not None and lock.owner != owner:
+            check.fail(f"lock.owner is {_show(lock.owner)} after releasing it as {_show(owner)}")
+        return released
+
+    # ---- the audit trail
+
+    def record_event(
+        self,
+        name: str,
+        *,
+        kind: str,
+        actor: str,
+        result: str,
+        detail: Mapping[str, Any],
+        job_url: str | None = None,
+    ) -> int:
+        """Add a ``deploy``, ``rollback`` or ``switch`` outcome to the history of ``name``;
+        ``detail`` (a JSON object of at most 64 KiB, without ``revision``, ``result`` or
+        ``job_url``) is kept with ``result`` and ``job_url``. Returns the event id. Not retried
+        once sent: a lost answer may mean it was recorded."""
+        _check_name(name)
+        if kind not in AUDIT_KINDS:
+            raise ConfigError(f"event kind must be one of {', '.join(AUDIT_KINDS)}, not {_show(kind)}")
+        try:
+            plain = json.loads(json.dumps(dict(detail), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"the detail of a {kind} event is not JSON: {exc}") from None
+        body: dict[str, Any] = {"kind": kind, "actor": actor, "result": result, "detail": plain}
+        if job_url is not None:
+            body["job_url"] = job_url
+        _, data = self._call("POST", f"/v1/environments/{name}/events", (201,), environment=name, body=body, write=True)
+        check = _Checker(name, "")
+        return check.integer(check.obj(data, "answer"), "id", "", 1, 2**63 - 1, "an event id")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import math
 import re
 import signal
 import socket
@@ -19,8 +20,9 @@ import sqlite3
 import ssl
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,55 +44,110 @@ _HANDSHAKE_TIMEOUT = 10.0
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 STACK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # Docker stack and service names
 RESULT_RE = re.compile(r"^[a-z][a-z_]{0,31}$")
+RESOLVE_IMAGE = ("always", "changed", "never")
+MAX_TTL = 3600
+MAX_DETAIL = 64 * 1024  # bytes of an audit event's detail as JSON
+# Keys of an audit event's detail that the service sets itself.
+_RESERVED_DETAIL = ("revision", "result", "job_url")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS environments (
-    name        TEXT PRIMARY KEY,
-    live_colour TEXT NOT NULL CHECK (live_colour IN ('blue', 'green')),
-    revision    INTEGER NOT NULL,
-    updated_at  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS clusters (
-    environment     TEXT NOT NULL REFERENCES environments(name),
-    colour          TEXT NOT NULL CHECK (colour IN ('blue', 'green')),
-    manager_address TEXT NOT NULL,
-    docker_port     INTEGER NOT NULL,
-    PRIMARY KEY (environment, colour)
-);
-CREATE TABLE IF NOT EXISTS stacks (
-    environment TEXT NOT NULL REFERENCES environments(name),
-    colour      TEXT NOT NULL CHECK (colour IN ('blue', 'green')),
-    name        TEXT NOT NULL,
-    deployed_at TEXT NOT NULL,
-    deployed_by TEXT NOT NULL,
-    services    TEXT NOT NULL,  -- JSON list of {name, image, replicas}, sorted by name
-    PRIMARY KEY (environment, colour, name)
-);
-CREATE TABLE IF NOT EXISTS deployments (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    environment TEXT NOT NULL REFERENCES environments(name),
-    at          TEXT NOT NULL,
-    colour      TEXT NOT NULL,
-    stack       TEXT NOT NULL,
-    services    TEXT NOT NULL,  -- JSON
-    compose     TEXT NOT NULL,  -- JSON, kept whole so that a deployment can be replayed
-    result      TEXT NOT NULL,
-    actor       TEXT NOT NULL,
-    job_url     TEXT
-);
-CREATE INDEX IF NOT EXISTS deployments_by_environment ON deployments (environment, id);
-CREATE TABLE IF NOT EXISTS events (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    environment TEXT NOT NULL REFERENCES environments(name),
-    at          TEXT NOT NULL,
-    kind        TEXT NOT NULL CHECK (kind IN ('created', 'updated', 'switched', 'deployed')),
-    actor       TEXT,
-    detail      TEXT NOT NULL  -- JSON object
-);
-CREATE INDEX IF NOT EXISTS events_by_environment ON events (environment, id);
-PRAGMA user_version = 1;
-"""
+# Schema version 1, as the first release created it; kept verbatim so that a new database goes
+# through exactly the migrations an old one does.
+_SCHEMA_V1 = (
+    """CREATE TABLE IF NOT EXISTS environments (
+        name        TEXT PRIMARY KEY,
+        live_colour TEXT NOT NULL CHECK (live_colour IN ('blue', 'green')),
+        revision    INTEGER NOT NULL,
+        updated_at  TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS clusters (
+        environment     TEXT NOT NULL REFERENCES environments(name),
+        colour          TEXT NOT NULL CHECK (colour IN ('blue', 'green')),
+        manager_address TEXT NOT NULL,
+        docker_port     INTEGER NOT NULL,
+        PRIMARY KEY (environment, colour)
+    )""",
+    """CREATE TABLE IF NOT EXISTS stacks (
+        environment TEXT NOT NULL REFERENCES environments(name),
+        colour      TEXT NOT NULL CHECK (colour IN ('blue', 'green')),
+        name        TEXT NOT NULL,
+        deployed_at TEXT NOT NULL,
+        deployed_by TEXT NOT NULL,
+        services    TEXT NOT NULL,  -- JSON list of {name, image, replicas}, sorted by name
+        PRIMARY KEY (environment, colour, name)
+    )""",
+    """CREATE TABLE IF NOT EXISTS deployments (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment TEXT NOT NULL REFERENCES environments(name),
+        at          TEXT NOT NULL,
+        colour      TEXT NOT NULL,
+        stack       TEXT NOT NULL,
+        services    TEXT NOT NULL,  -- JSON
+        compose     TEXT NOT NULL,  -- JSON, kept whole so that a deployment can be replayed
+        result      TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        job_url     TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS deployments_by_environment ON deployments (environment, id)",
+    """CREATE TABLE IF NOT EXISTS events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment TEXT NOT NULL REFERENCES environments(name),
+        at          TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('created', 'updated', 'switched', 'deployed')),
+        actor       TEXT,
+        detail      TEXT NOT NULL  -- JSON object
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_by_environment ON events (environment, id)",
+)
+
+EVENT_KINDS = (
+    "created",
+    "updated",
+    "switched",
+    "deployed",
+    "locked",
+    "unlocked",
+    "lock_forced",
+    "deploy",
+    "rollback",
+    "switch",
+)
+AUDIT_KINDS = ("deploy", "rollback", "switch")  # recorded by the deployer through POST .../events
+_KIND_LIST = ", ".join(f"'{kind}'" for kind in EVENT_KINDS)
+
+# Version 2: the lock table, deployment options, and the new event kinds. SQLite cannot change a
+# CHECK constraint in place, so the events table is rebuilt (ids and the AUTOINCREMENT counter kept).
+_MIGRATION_V2 = (
+    f"""CREATE TABLE events_v2 (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment TEXT NOT NULL REFERENCES environments(name),
+        at          TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ({_KIND_LIST})),
+        actor       TEXT,
+        detail      TEXT NOT NULL  -- JSON object
+    )""",
+    "INSERT INTO events_v2 (id, environment, at, kind, actor, detail)"
+    " SELECT id, environment, at, kind, actor, detail FROM events ORDER BY id",
+    "DELETE FROM sqlite_sequence WHERE name = 'events_v2'",
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'events_v2', seq FROM sqlite_sequence WHERE name = 'events'",
+    "DROP TABLE events",
+    "ALTER TABLE events_v2 RENAME TO events",
+    "CREATE INDEX events_by_environment ON events (environment, id)",
+    "ALTER TABLE deployments ADD COLUMN options TEXT",  # JSON object or NULL
+    """CREATE TABLE locks (
+        environment TEXT PRIMARY KEY REFERENCES environments(name),
+        owner       TEXT NOT NULL,
+        purpose     TEXT NOT NULL,
+        actor       TEXT,
+        job_url     TEXT,
+        acquired_at REAL NOT NULL,  -- seconds since the epoch, by the server's clock
+        expires_at  REAL NOT NULL
+    )""",
+)
+
+# MIGRATIONS[n] takes a database from user_version n to n + 1.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _MIGRATION_V2)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -98,13 +155,23 @@ PRAGMA user_version = 1;
 
 
 class _HTTPError(Exception):
-    """An error answer: status, one-line message and extra headers."""
+    """An error answer: status, one-line message (cut at ``limit``), extra headers and body fields."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        body: dict[str, Any] | None = None,
+        limit: int = 200,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.body = body or {}
+        self.limit = limit
 
 
 def _bad(message: str) -> NoReturn:
@@ -124,8 +191,9 @@ def _show(value: Any) -> str:
     return _one_line(json.dumps(value), 60)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _stamp(seconds: float) -> str:
+    """Seconds since the epoch as a UTC timestamp, e.g. ``2026-11-25T06:30:00Z`` (truncated)."""
+    return datetime.fromtimestamp(math.floor(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _connect(db_path: str) -> sqlite3.Connection:
@@ -149,14 +217,29 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
 
 
 def init_db(db_path: str) -> None:
-    """Create the schema if it is missing and switch the database to WAL mode."""
+    """Create or migrate the schema (``PRAGMA user_version``) and switch the database to WAL mode.
+
+    Migrations run in one ``BEGIN IMMEDIATE`` transaction, so a crash leaves the old schema intact
+    and two servers starting at once migrate only once.
+    """
     try:
         conn = _connect(db_path)
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open the state database {db_path}: {exc}") from exc
     try:
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(SCHEMA)
+        with _transaction(conn, write=True):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"the state database {db_path} has schema version {version}, newer than this server's "
+                    f"{SCHEMA_VERSION}: run a newer auto-deploy"
+                )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            if version != SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot initialise the state database {db_path}: {exc}") from exc
     finally:
@@ -215,6 +298,34 @@ def _optional_text(value: Any, what: str, max_len: int) -> str | None:
     if not isinstance(value, str) or len(value) > max_len:
         _bad(f"{what} must be a string of at most {max_len} characters or null")
     return value
+
+
+def _line(value: Any, what: str, max_len: int, *, required: bool = True) -> str | None:
+    """A non-empty one-line string (no control characters), or None when optional and absent."""
+    if value is None and not required:
+        return None
+    text = _text(value, what, max_len)
+    if _CONTROL_RE.search(text):
+        _bad(f"{what} must not contain control characters")
+    return text
+
+
+def _seconds(value: Any, what: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        _bad(f"{what} must be a number of seconds from {low:g} to {high:g}, not {_show(value)}")
+    return float(value)
+
+
+def _deploy_options(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    options = _fields(value, "options", (), ("resolve_image", "with_registry_auth", "prune"))
+    if "resolve_image" in options and options["resolve_image"] not in RESOLVE_IMAGE:
+        _bad(f"options.resolve_image must be one of {', '.join(RESOLVE_IMAGE)}, not {_show(options['resolve_image'])}")
+    for key in ("with_registry_auth", "prune"):
+        if key in options and not isinstance(options[key], bool):
+            _bad(f"options.{key} must be true or false, not {_show(options[key])}")
+    return dict(options)
 
 
 def _cluster_spec(value: Any, colour: str) -> tuple[str, int]:
@@ -336,11 +447,12 @@ def _cluster_specs(env: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _append_event(
     conn: sqlite3.Connection, name: str, at: str, kind: str, actor: str | None, detail: dict[str, Any]
-) -> None:
-    conn.execute(
+) -> int:
+    cursor = conn.execute(
         "INSERT INTO events (environment, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
         (name, at, kind, actor, json.dumps(detail, sort_keys=True)),
     )
+    return cursor.lastrowid  # type: ignore[return-value]
 
 
 def _bump(conn: sqlite3.Connection, name: str, at: str, live_colour: str | None = None) -> int:
@@ -352,6 +464,47 @@ def _bump(conn: sqlite3.Connection, name: str, at: str, live_colour: str | None 
             (at, live_colour, name),
         )
     return conn.execute("SELECT revision FROM environments WHERE name = ?", (name,)).fetchone()[0]
+
+
+def _revision(conn: sqlite3.Connection, name: str) -> int:
+    return conn.execute("SELECT revision FROM environments WHERE name = ?", (name,)).fetchone()[0]
+
+
+def _lock_row(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+    """The stored lock of ``name`` (live or expired), or None."""
+    row = conn.execute(
+        "SELECT owner, purpose, actor, job_url, acquired_at, expires_at FROM locks WHERE environment = ?", (name,)
+    ).fetchone()
+    if row is None:
+        return None
+    return dict(zip(("owner", "purpose", "actor", "job_url", "acquired_at", "expires_at"), row, strict=True))
+
+
+def _lock_view(row: dict[str, Any], now: float) -> dict[str, Any]:
+    """A stored lock as the API shows it; ``expires_at`` rounds up so that "until T" holds."""
+    return {
+        "owner": row["owner"],
+        "purpose": row["purpose"],
+        "actor": row["actor"],
+        "job_url": row["job_url"],
+        "acquired_at": _stamp(row["acquired_at"]),
+        "expires_at": _stamp(math.ceil(row["expires_at"])),
+        "expires_in": round(max(0.0, row["expires_at"] - now), 3),
+    }
+
+
+def _lock_held(name: str, row: dict[str, Any], now: float) -> _HTTPError:
+    """The 409 for a lock held by somebody else: one line naming the holder, plus the lock."""
+    lock = _lock_view(row, now)
+    who = [f"actor {_one_line(lock['actor'], 60)}"] if lock["actor"] else []
+    if lock["job_url"]:
+        who.append(f"job {_one_line(lock['job_url'], 120)}")
+    by = f" ({', '.join(who)})" if who else ""
+    message = (
+        f"environment {name} is locked by {_one_line(lock['owner'], 80)} for {_one_line(lock['purpose'], 80)}"
+        f" until {lock['expires_at']}{by}: wait or run auto-deploy lock release --env {name}"
+    )
+    return _HTTPError(409, message, body={"lock": lock}, limit=1000)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -371,8 +524,10 @@ class StateHTTPServer(ThreadingHTTPServer):
         token: str,
         ssl_context: ssl.SSLContext | None,
         access_log: bool,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.db_path = db_path
+        self.clock = clock  # seconds since the epoch; authoritative for lock expiry
         self.token = token
         self.ssl_context = ssl_context
         self.access_log = access_log
@@ -436,6 +591,11 @@ class _Handler(BaseHTTPRequestHandler):
             {"GET": "list_deployments", "POST": "record_deployment"},
         ),
         (re.compile(r"^/v1/environments/([^/]+)/history$"), {"GET": "history"}),
+        (
+            re.compile(r"^/v1/environments/([^/]+)/lock$"),
+            {"GET": "get_lock", "POST": "acquire_lock", "DELETE": "release_lock"},
+        ),
+        (re.compile(r"^/v1/environments/([^/]+)/events$"), {"POST": "record_event"}),
     )
 
     # ---- plumbing
@@ -487,14 +647,14 @@ class _Handler(BaseHTTPRequestHandler):
             if handler is None:
                 allowed = ", ".join(methods)
                 raise _HTTPError(405, f"{self.command} is not allowed here; use {allowed}", {"Allow": allowed})
-            if self.command in ("PUT", "POST"):
+            if self.command in ("PUT", "POST", "DELETE"):
                 self._authorize()
             query = self._query(split.query)
             conn = _connect(self.server.db_path)
             status, body = getattr(self, handler)(conn, query, *match.groups())  # type: ignore[union-attr]
             self._send_json(status, body)
         except _HTTPError as exc:
-            self._send_json(exc.status, {"error": _one_line(exc.message)}, exc.headers)
+            self._send_json(exc.status, {"error": _one_line(exc.message, exc.limit), **exc.body}, exc.headers)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 self._send_json(503, {"error": "the state database is busy; retry"})
@@ -583,6 +743,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (UnicodeDecodeError, ValueError) as exc:
             _bad(f"request body is not valid JSON: {exc}")
 
+    def _now(self) -> str:
+        return _stamp(self.server.clock())
+
     def _drain(self, length: int) -> None:
         remaining = length
         while remaining > 0:
@@ -622,7 +785,7 @@ class _Handler(BaseHTTPRequestHandler):
         actor = _actor(body.get("actor"), "actor")
         new_specs = {c: {"manager_address": a, "docker_port": p} for c, (a, p) in specs.items()}
 
-        at = _now()
+        at = self._now()
         with _transaction(conn, write=True):
             existing = _load_environment(conn, name)
             if existing is None:
@@ -654,15 +817,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def switch(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
         self._allow_params(params, ())
-        body = _fields(self._read_json(), "body", ("expected_live", "to"), ("actor", "reason"))
+        body = _fields(self._read_json(), "body", ("expected_live", "to"), ("actor", "reason", "job_url"))
         expected = _colour(body["expected_live"], "expected_live")
         to = _colour(body["to"], "to")
         if to == expected:
             _bad(f"to must be the other colour than expected_live ({expected}), not {to}")
         actor = _actor(body.get("actor"), "actor")
         reason = _optional_text(body.get("reason"), "reason", 1000)
+        job_url = _line(body.get("job_url"), "job_url", 2000, required=False)
 
-        at = _now()
+        at = self._now()
         with _transaction(conn, write=True):  # BEGIN IMMEDIATE: the check and the update are atomic
             env = _require_environment(conn, name)
             if env["live_colour"] != expected:
@@ -672,6 +836,8 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             revision = _bump(conn, name, at, live_colour=to)
             detail = {"revision": revision, "from": expected, "to": to, "reason": reason}
+            if job_url is not None:
+                detail["job_url"] = job_url
             _append_event(conn, name, at, "switched", actor, detail)
             env = _load_environment(conn, name)
         return 200, env  # type: ignore[return-value]
@@ -682,7 +848,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._read_json(),
             "body",
             ("colour", "stack", "services", "compose", "result", "actor"),
-            ("job_url",),
+            ("job_url", "options"),
         )
         colour = _colour(body["colour"], "colour")
         stack = _text(body["stack"], "stack", 63, pattern=STACK_RE)
@@ -693,14 +859,26 @@ class _Handler(BaseHTTPRequestHandler):
         job_url = body.get("job_url")
         if job_url is not None:
             job_url = _text(job_url, "job_url", 2000)
+        options = _deploy_options(body.get("options"))
 
-        at = _now()
+        at = self._now()
         with _transaction(conn, write=True):
             _require_environment(conn, name)
             cursor = conn.execute(
                 "INSERT INTO deployments (environment, at, colour, stack, services, compose, result, actor,"
-                " job_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, at, colour, stack, json.dumps(services), json.dumps(compose), result, actor, job_url),
+                " job_url, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    at,
+                    colour,
+                    stack,
+                    json.dumps(services),
+                    json.dumps(compose),
+                    result,
+                    actor,
+                    job_url,
+                    None if options is None else json.dumps(options, sort_keys=True),
+                ),
             )
             deployment_id = cursor.lastrowid
             if result == "succeeded":
@@ -731,10 +909,10 @@ class _Handler(BaseHTTPRequestHandler):
         return 201, {"id": deployment_id}
 
     def list_deployments(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
-        self._allow_params(params, ("colour", "stack", "limit"))
+        self._allow_params(params, ("colour", "stack", "result", "limit"))
         limit = self._limit(params)
         sql = (
-            "SELECT id, at, colour, stack, services, compose, result, actor, job_url FROM deployments"
+            "SELECT id, at, colour, stack, services, compose, result, actor, job_url, options FROM deployments"
             " WHERE environment = ?"
         )
         args: list[Any] = [name]
@@ -744,17 +922,24 @@ class _Handler(BaseHTTPRequestHandler):
         if "stack" in params:
             sql += " AND stack = ?"
             args.append(_text(params["stack"], "stack", 63, pattern=STACK_RE))
+        if "result" in params:
+            sql += " AND result = ?"
+            args.append(_text(params["result"], "result", 32, pattern=RESULT_RE))
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         with _transaction(conn, write=False):
             _require_environment(conn, name)
             rows = conn.execute(sql, args).fetchall()
-        keys = ("id", "at", "colour", "stack", "services", "compose", "result", "actor", "job_url")
+        keys = ("id", "at", "colour", "stack", "services", "compose", "result", "actor", "job_url", "options")
         deployments = []
         for row in rows:
             item = dict(zip(keys, row, strict=True))
             item["services"] = json.loads(item["services"])
             item["compose"] = json.loads(item["compose"])
+            if item["options"] is None:
+                del item["options"]  # recorded without options (or before they existed)
+            else:
+                item["options"] = json.loads(item["options"])
             deployments.append(item)
         return 200, {"deployments": deployments}
 
@@ -772,6 +957,126 @@ class _Handler(BaseHTTPRequestHandler):
             for i, at, kind, actor, detail in rows
         ]
         return 200, {"events": events}
+
+    def get_lock(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
+        self._allow_params(params, ())
+        now = self.server.clock()
+        with _transaction(conn, write=False):
+            _require_environment(conn, name)
+            row = _lock_row(conn, name)
+        live = row is not None and row["expires_at"] > now
+        return 200, {"lock": _lock_view(row, now) if live else None}  # type: ignore[arg-type]
+
+    def acquire_lock(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
+        self._allow_params(params, ())
+        body = _fields(self._read_json(), "body", ("owner", "purpose", "ttl_seconds"), ("actor", "job_url"))
+        owner = _line(body["owner"], "owner", 200)
+        purpose = _line(body["purpose"], "purpose", 500)
+        ttl = _seconds(body["ttl_seconds"], "ttl_seconds", 1, MAX_TTL)
+        actor = _actor(body.get("actor"), "actor")
+        job_url = _line(body.get("job_url"), "job_url", 2000, required=False)
+
+        with _transaction(conn, write=True):  # BEGIN IMMEDIATE: of concurrent acquirers exactly one wins
+            now = self.server.clock()  # read inside the transaction: writers are serialised
+            _require_environment(conn, name)
+            row = _lock_row(conn, name)
+            if row is not None and row["expires_at"] > now:
+                if row["owner"] != owner:
+                    raise _lock_held(name, row, now)
+                row["expires_at"] = now + ttl  # renewal: same owner, acquired_at kept, no event
+                conn.execute("UPDATE locks SET expires_at = ? WHERE environment = ?", (row["expires_at"], name))
+                return 200, {"lock": _lock_view(row, now), "acquired": True}
+            row_new = {
+                "owner": owner,
+                "purpose": purpose,
+                "actor": actor,
+                "job_url": job_url,
+                "acquired_at": now,
+                "expires_at": now + ttl,
+            }
+            conn.execute(
+                "INSERT INTO locks (environment, owner, purpose, actor, job_url, acquired_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (environment) DO UPDATE SET owner = excluded.owner,"
+                " purpose = excluded.purpose, actor = excluded.actor, job_url = excluded.job_url,"
+                " acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+                (name, owner, purpose, actor, job_url, now, now + ttl),
+            )
+            lock = _lock_view(row_new, now)
+            detail: dict[str, Any] = {
+                "revision": _revision(conn, name),
+                "owner": owner,
+                "purpose": purpose,
+                "ttl_seconds": ttl,
+                "expires_at": lock["expires_at"],
+                "job_url": job_url,
+            }
+            if row is not None:
+                detail["took_over_expired_from"] = row["owner"]
+            _append_event(conn, name, _stamp(now), "locked", actor, detail)
+        return 200, {"lock": lock, "acquired": True}
+
+    def release_lock(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
+        self._allow_params(params, ("owner", "force", "actor"))
+        owner = params.get("owner")
+        force = params.get("force")
+        if force is not None and force != "true":
+            _bad(f"force must be true when given, not {_show(force)}")
+        if (owner is None) == (force is None):
+            _bad("give exactly one of owner=OWNER (release your own lock) and force=true (release anybody's)")
+        if owner is not None:
+            owner = _line(owner, "owner", 200)
+        actor = _actor(params.get("actor"), "actor")
+
+        with _transaction(conn, write=True):
+            now = self.server.clock()
+            _require_environment(conn, name)
+            row = _lock_row(conn, name)
+            if row is None or row["expires_at"] <= now:
+                if row is not None:  # tidy up the expired lock; nothing was held, so no event
+                    conn.execute("DELETE FROM locks WHERE environment = ?", (name,))
+                return 200, {"released": False, "lock": None}
+            if owner is not None and row["owner"] != owner:
+                raise _lock_held(name, row, now)
+            conn.execute("DELETE FROM locks WHERE environment = ?", (name,))
+            lock = _lock_view(row, now)
+            detail = {
+                "revision": _revision(conn, name),
+                "owner": row["owner"],
+                "purpose": row["purpose"],
+                "held_seconds": round(now - row["acquired_at"], 3),
+                "job_url": row["job_url"],
+            }
+            if owner is not None:
+                _append_event(conn, name, _stamp(now), "unlocked", actor or row["actor"], detail)
+            else:  # the actor is whoever forced it (null when not given), not the holder
+                _append_event(conn, name, _stamp(now), "lock_forced", actor, detail)
+        return 200, {"released": True, "lock": lock}
+
+    def record_event(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
+        self._allow_params(params, ())
+        body = _fields(self._read_json(), "body", ("kind", "actor", "result", "detail"), ("job_url",))
+        kind = body["kind"]
+        if kind not in AUDIT_KINDS or not isinstance(kind, str):
+            _bad(f"kind must be one of {', '.join(AUDIT_KINDS)}, not {_show(kind)}")
+        actor = _actor(body["actor"], "actor", required=True)
+        result = _text(body["result"], "result", 32, pattern=RESULT_RE)
+        job_url = _line(body.get("job_url"), "job_url", 2000, required=False)
+        detail = body["detail"]
+        if not isinstance(detail, dict):
+            _bad("detail must be a JSON object")
+        reserved = sorted(set(detail) & set(_RESERVED_DETAIL))
+        if reserved:
+            _bad(f"detail must not contain {_show(reserved[0])}: the service sets it")
+        size = len(json.dumps(detail, separators=(",", ":")).encode())
+        if size > MAX_DETAIL:
+            _bad(f"detail is {size} bytes as JSON; the limit is {MAX_DETAIL}")
+
+        at = self._now()
+        with _transaction(conn, write=True):
+            _require_environment(conn, name)
+            full = {**detail, "revision": _revision(conn, name), "result": result, "job_url": job_url}
+            event_id = _append_event(conn, name, at, kind, actor, full)
+        return 201, {"id": event_id}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -818,13 +1123,16 @@ def make_server(
     keyfile: str | None = None,
     *,
     access_log: bool = True,
+    clock: Callable[[], float] = time.time,
 ) -> ThreadingHTTPServer:
     """Create (but do not start) the environment-state server.
 
     ``port`` 0 picks a free port (read it from ``server.server_address``). With ``certfile`` (and
     ``keyfile`` unless the key is inside the certificate file) the server speaks HTTPS only, TLS 1.2+.
-    Creates the database schema if needed. Raises ConfigError for a missing token, a database that
-    cannot be opened or an address that cannot be bound, and TLSError for unusable TLS material.
+    Creates or migrates the database schema if needed. ``clock`` (seconds since the epoch) stamps
+    every write and decides when locks expire; tests inject a fake one. Raises ConfigError for a
+    missing token, a database that cannot be opened or an address that cannot be bound, and
+    TLSError for unusable TLS material.
     """
     token = _check_token(token)
     context = _tls_context(certfile, keyfile)
@@ -836,7 +1144,7 @@ def make_server(
         is_v6 = False
     server_class = _IPv6Server if is_v6 else StateHTTPServer
     try:
-        return server_class((host, port), db_path, token, context, access_log)
+        return server_class((host, port), db_path, token, context, access_log, clock)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 

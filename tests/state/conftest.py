@@ -52,9 +52,15 @@ def start_state_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]
     """Factory: start the real state server on 127.0.0.1, an ephemeral port, in a thread."""
     started: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
 
-    def start(certfile: str | None = None, keyfile: str | None = None, db_name: str = "state.db") -> RunningServer:
+    def start(
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        db_name: str = "state.db",
+        clock: Callable[[], float] | None = None,
+    ) -> RunningServer:
         db_path = str(tmp_path / db_name)
-        server = make_server(db_path, "127.0.0.1", 0, TOKEN, certfile, keyfile)
+        extra = {} if clock is None else {"clock": clock}
+        server = make_server(db_path, "127.0.0.1", 0, TOKEN, certfile, keyfile, **extra)
         started.append((server, _serve(server)))
         scheme = "https" if certfile else "http"
         return RunningServer(f"{scheme}://127.0.0.1:{server.server_address[1]}", db_path, server)

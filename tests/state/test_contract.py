@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
@@ -20,7 +20,8 @@ from deployer.errors import DeployerError
 from deployer.state import server as server_module
 
 CONTRACT_PATH = Path(server_module.__file__).with_name("contract.yaml")
-WRITE_METHODS = {"put", "post"}
+WRITE_METHODS = {"put", "post", "delete"}
+BODY_METHODS = {"put", "post"}
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +98,20 @@ def test_writes_need_bearer_auth_and_reads_do_not(contract: dict[str, Any]) -> N
         if method.lower() in WRITE_METHODS:
             assert op.get("security") == [{"bearerAuth": []}], (method, path)
             assert "401" in op["responses"], (method, path)
-            assert op["requestBody"]["required"] is True
         else:
             assert not op.get("security"), (method, path)
+        if method.lower() in BODY_METHODS:
+            assert op["requestBody"]["required"] is True
+        else:
+            assert "requestBody" not in op, (method, path)
         for status, response in op["responses"].items():
             response = _resolve(contract, response)
             assert "application/json" in response["content"], (method, path, status)
-            if status.startswith(("4", "5")):
-                assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+            schema = response["content"]["application/json"]["schema"]
+            if status == "409" and path.endswith("/lock"):  # the error line plus the holder's lock
+                assert schema == {"$ref": "#/components/schemas/LockConflict"}, (method, path)
+            elif status.startswith(("4", "5")):
+                assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
 
 
 # ---- every exchange of a realistic session validates against the contract
@@ -190,6 +197,130 @@ def test_client_and_server_exchanges_follow_the_contract(contract: dict[str, Any
             header = _resolve(contract, declared["headers"]["WWW-Authenticate"])
             assert re.match(header["schema"]["pattern"], response.headers["WWW-Authenticate"])
     assert {"200", "201", "400", "401", "404", "409"} <= seen_statuses
+
+
+def _check_exchanges(contract: dict[str, Any], session: RecordingSession, bad_bodies: int = 0) -> set[tuple[str, str]]:
+    """Validate every recorded request body and answer; returns the (operation, status) pairs seen."""
+    seen = set()
+    for method, url, body, response in session.exchanges:
+        template, op = _operation_for(contract, method, url)
+        if body is not None and response.status_code != 400:
+            schema = op["requestBody"]["content"]["application/json"]["schema"]
+            assert validate(contract, schema, body) == [], (method, url, body)
+        elif body is not None:
+            bad_bodies -= 1
+        if method == "DELETE":
+            assert body is None
+            query = dict(parse_qsl(urlsplit(url).query))
+            declared_params = {p["name"]: p for p in op.get("parameters", [])}
+            for key, value in query.items():
+                assert key in declared_params, (method, url, key)
+                if response.status_code != 400:
+                    assert validate(contract, declared_params[key]["schema"], value) == [], (method, url, key)
+        status = str(response.status_code)
+        assert status in op["responses"], (method, template, status)
+        seen.add((f"{method} {template}", status))
+        declared = _resolve(contract, op["responses"][status])
+        schema = declared["content"]["application/json"]["schema"]
+        assert validate(contract, schema, response.json()) == [], (method, template, status, response.text)
+        if status == "401":
+            header = _resolve(contract, declared["headers"]["WWW-Authenticate"])
+            assert re.match(header["schema"]["pattern"], response.headers["WWW-Authenticate"])
+    assert bad_bodies >= 0, "more 400 answers to bodies than the steps meant to send"
+    return seen
+
+
+def test_lock_events_and_options_exchanges_follow_the_contract(contract: dict[str, Any], state: Any) -> None:
+    session = RecordingSession()
+    client = state.client(session=session)
+    wrong = state.client(token="wrong", session=session)
+    clusters = {"blue": ("10.213.1.2", 2376), "green": ("10.213.2.2", 2376)}
+    compose = [{"file": "docker-compose.yml", "content": "services: {}\n"}]
+    web = [{"name": "web", "image": "auto-lab/web:1", "replicas": 2}]
+    options = {"resolve_image": "never", "with_registry_auth": True, "prune": False}
+    steps = [
+        lambda: client.put_environment("lab", "blue", clusters, actor="alice"),
+        lambda: client.lock_status("lab"),  # null
+        lambda: client.acquire_lock(
+            "lab", owner="alice@ci:1", purpose="deploy web", ttl=60, actor="alice", job_url="https://ci.example/7"
+        ),
+        lambda: client.acquire_lock("lab", owner="alice@ci:1", purpose="deploy web", ttl=90.5),  # renewal
+        lambda: client.lock_status("lab"),  # the lock
+        lambda: client.acquire_lock("lab", owner="bob@ci:2", purpose="switch", ttl=30, actor="bob"),  # 409
+        lambda: client.release_lock("lab", owner="bob@ci:2"),  # 409
+        lambda: client.acquire_lock("lab", owner="bob@ci:2", purpose="x", ttl=0.5),  # 400
+        lambda: client.acquire_lock("nope", owner="bob@ci:2", purpose="x", ttl=5),  # 404, then the list
+        lambda: wrong.acquire_lock("lab", owner="bob@ci:2", purpose="x", ttl=5),  # 401
+        lambda: wrong.release_lock("lab", force=True),  # 401
+        lambda: client.record_deployment(
+            "lab",
+            colour="green",
+            stack="shared",
+            services=web,
+            compose=compose,
+            result="succeeded",
+            actor="alice",
+            job_url="https://ci.example/7",
+            options=options,
+        ),
+        lambda: client.record_deployment(
+            "lab", colour="green", stack="shared", services=web, compose=compose, result="failed", actor="alice"
+        ),
+        lambda: client.record_deployment(
+            "lab",
+            colour="green",
+            stack="shared",
+            services=web,
+            compose=compose,
+            result="succeeded",
+            actor="alice",
+            options={"resolve_image": "sometimes"},  # 400
+        ),
+        lambda: client.deployments("lab", colour="green", result="succeeded", limit=5),
+        lambda: client.deployments("lab"),
+        lambda: client.record_event(
+            "lab",
+            kind="deploy",
+            actor="alice",
+            result="converged",
+            detail={"stack": "shared", "services": [{"name": "web", "seconds": 1.5}]},
+            job_url="https://ci.example/7",
+        ),
+        lambda: client.record_event("lab", kind="rollback", actor="alice", result="rolled_back", detail={}),
+        lambda: client.record_event("lab", kind="switch", actor="bob", result="Bad!", detail={}),  # 400
+        lambda: wrong.record_event("lab", kind="switch", actor="bob", result="failed", detail={}),  # 401
+        lambda: client.switch("lab", "blue", "green", actor="bob", reason="release", job_url="https://ci.example/8"),
+        lambda: client.release_lock("lab", owner="alice@ci:1"),
+        lambda: client.release_lock("lab", owner="alice@ci:1"),  # nothing to release
+        lambda: client.acquire_lock("lab", owner="carol@ci:3", purpose="rollback web", ttl=60),
+        lambda: client.release_lock("lab", force=True, actor="dave"),
+        lambda: client.history("lab", limit=50),
+    ]
+    for step in steps:
+        with contextlib.suppress(DeployerError):
+            step()
+
+    seen = _check_exchanges(contract, session, bad_bodies=3)
+    lock = "/v1/environments/{name}/lock"
+    expected = {
+        (f"GET {lock}", "200"),
+        (f"POST {lock}", "200"),
+        (f"POST {lock}", "409"),
+        (f"POST {lock}", "400"),
+        (f"POST {lock}", "404"),
+        (f"POST {lock}", "401"),
+        (f"DELETE {lock}", "200"),
+        (f"DELETE {lock}", "409"),
+        (f"DELETE {lock}", "401"),
+        ("POST /v1/environments/{name}/events", "201"),
+        ("POST /v1/environments/{name}/events", "400"),
+        ("POST /v1/environments/{name}/events", "401"),
+        ("POST /v1/environments/{name}/deployments", "400"),
+        ("GET /v1/environments/{name}/deployments", "200"),
+    }
+    assert expected <= seen, expected - seen
+    kinds = {e["kind"] for e in client.history("lab")}
+    assert {"locked", "unlocked", "lock_forced", "deploy", "rollback", "switched", "deployed"} <= kinds
 
 
 def test_method_not_allowed_follows_the_contract(contract: dict[str, Any], state: Any) -> None:
