@@ -75,3 +75,7 @@ class LockHeldError(RefusedError):
     def __init__(self, message: str, holder: Any = None) -> None:
         super().__init__(message)
         self.holder = holder
+
+
+class HAProxyError(RefusedError):
+    """HAProxy's runtime API refused a command or could not be reached."""

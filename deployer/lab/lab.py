@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import ConfigError, DeployerError, RefusedError
-from deployer.lab import certs
+from deployer.lab import certs, front
 
 # --- constants -------------------------------------------------------------------------------------
 
@@ -436,6 +436,7 @@ def env_lines(environ: Mapping[str, str] | None = None) -> str:
         "AUTO_STATE_CA": str(paths.ca_cert),
         "AUTO_STATE_TOKEN_FILE": str(paths.token),
         "AUTO_DOCKER_CERT_PATH": str(paths.client),
+        **front.env_values(paths.root, environ),
     }
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
 
@@ -780,6 +781,19 @@ def _wait_state(paths: LabPaths, port: int, proc: subprocess.Popen[bytes] | None
     )
 
 
+def _live_colour(paths: LabPaths, port: int) -> str:
+    """The live colour of ``lab`` as the state service says (HAProxy's config follows it)."""
+    import requests
+
+    url = f"{state_url(port)}/v1/environments/{ENVIRONMENT}"
+    try:
+        answer = requests.get(url, verify=str(paths.ca_cert), timeout=10)
+        answer.raise_for_status()
+        return str(answer.json()["live_colour"])
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        raise RefusedError(f"reading the live colour from the state service failed: {type(exc).__name__}") from exc
+
+
 def _seed_state(paths: LabPaths, port: int) -> str:
     """Make sure environment ``lab`` exists with the lab's addresses; "created" or "existed".
 
@@ -962,7 +976,16 @@ def up() -> dict[str, Any]:
             procs[cluster.colour] = None
     rootfs: list[bytes] = []
     for cluster in CLUSTERS.values():  # both daemons start in parallel; wait for each here
-        _wait_dockerd(cluster, paths, procs[cluster.colour])
+        try:
+            _wait_dockerd(cluster, paths, procs[cluster.colour])
+        except DeployerError:
+            if procs[cluster.colour] is None:
+                raise
+            # A killed daemon's containerd can still hold its socket for a moment: clear it, try once more.
+            _stop_pids(_leftover_pids_of(cluster, paths), 3)
+            procs[cluster.colour] = _start_dockerd(cluster, paths, dockerd)
+            _wait_dockerd(cluster, paths, procs[cluster.colour])
+            actions.append(f"restarted {cluster.colour} dockerd after a failed start")
         client = _docker_client(paths.colour(cluster.colour))
         try:
             if _ensure_swarm(cluster, client) == "created":
@@ -985,6 +1008,10 @@ def up() -> dict[str, Any]:
     seeded = _seed_state(paths, port)
     if seeded == "created":
         actions.append(f"seeded environment {ENVIRONMENT!r} ({LIVE_COLOUR} live)")
+    addresses = {c.colour: c.address for c in CLUSTERS.values()}
+    done = front.ensure(paths.root, addresses, _live_colour(paths, port), front.front_port())
+    if done:
+        actions.append(done)
 
     description = describe(paths, port)
     description.update(
@@ -1049,7 +1076,8 @@ def status() -> dict[str, Any]:
         }
     healthy = _state_healthy(paths, port, timeout=1.0)
     result["state"] = {"status": "up" if healthy else "down", "pid": _state_pid(paths), "url": state_url(port)}
-    result["up"] = all(result[name]["status"] == "up" for name in (*COLOURS, "state"))
+    result["haproxy"] = front.status(paths.root)
+    result["up"] = all(result[name]["status"] == "up" for name in (*COLOURS, "state", "haproxy"))
     return result
 
 
@@ -1057,6 +1085,7 @@ def down() -> None:
     """Stop and remove everything the lab created; idempotent, never fails when already down."""
     _require_root()
     paths = LabPaths(lab_dir())
+    front.stop(paths.root)
     pid = _state_pid(paths)
     if pid:
         _stop_pids([pid], 5)

@@ -1,0 +1,75 @@
+"""``make demo``: v1 on the live colour, v2 on the idle one, a switch under load, and the figures.
+
+Runs the real ``auto-deploy`` commands against the lab (``make demo`` has brought it up).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from deployer.lab import lab
+from deployer.lab.load import Load
+
+STACK = "demo"
+STACK_FILE = Path(__file__).with_name("demo-stack.yml")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for line in lab.env_lines().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = shlex.split(value)[0]
+    return env
+
+
+def _cli(env: dict[str, str], *args: str, capture: bool = False) -> subprocess.CompletedProcess:
+    print(f"$ auto-deploy {shlex.join(args)}", flush=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "deployer", *args], env=env, text=True, check=False,
+        stdout=subprocess.PIPE if capture else None,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"Error: auto-deploy {args[0]} exited {proc.returncode}")
+    return proc
+
+
+def main() -> int:
+    """Run the demo; exit non-zero when a step fails or a request failed."""
+    env = _env()
+    _cli(env, "resolve", "--env", "lab")
+    with tempfile.TemporaryDirectory(prefix="auto-demo-") as directory:
+        v2 = Path(directory, "demo-stack-v2.yml")
+        v2.write_text(STACK_FILE.read_text().replace("auto-lab/web:1", "auto-lab/web:2"))
+        common = ["--env", "lab", "--stack", STACK, "--resolve-image", "never", "--timeout", "120"]
+        print("== v1 to the live colour", flush=True)
+        _cli(env, "deploy", *common, "-c", str(STACK_FILE), "--colour", "live", "--rollback-on-failure")
+        print("== v2 to the idle colour", flush=True)
+        _cli(env, "deploy", *common, "-c", str(v2), "--colour", "idle", "--rollback-on-failure")
+    url = env["AUTO_LAB_FRONT_URL"] + "/"
+    print(f"== switch while a load runs against HAProxy ({url})", flush=True)
+    with Load(url, connections=4, max_seconds=120) as load:
+        time.sleep(1.0)
+        started = time.monotonic()
+        proc = _cli(env, "switch", "--env", "lab", "--json", capture=True)
+        switch_seconds = time.monotonic() - started
+        time.sleep(1.0)
+    report = json.loads(proc.stdout)
+    timings = {s["service"]: s["seconds"] for s in report["services"] if "seconds" in s}
+    result = load.result
+    print(f"switch: {report['message']}")
+    print(f"switch took {switch_seconds:.2f} s in all; traffic moved in {timings.get('traffic_seconds', 0):.2f} s")
+    print(f"load: {result.line()}")
+    _cli(env, "history", "--env", "lab", "--limit", "6")
+    print(f"now: curl {url}  (the lab stays up: 'make lab-down' removes it)")
+    return 0 if result.failed == 0 else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

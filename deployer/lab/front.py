@@ -1,0 +1,166 @@
+"""The lab's HAProxy: on loopback in front of both colours' published app port (18080).
+
+Configuration from templates/haproxy.cfg.j2; the live colour's server enabled, the idle one in
+maintenance. A changed configuration is reloaded (SIGUSR2 to the master) after the admin state
+was saved to the server-state file, so a switch's state survives ``lab up``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from deployer.errors import ConfigError, DeployerError
+from deployer.haproxy import Runtime, render_config
+
+BACKEND = "app"
+APP_PORT = 18080
+DEFAULT_FRONT_PORT = 18000
+
+
+def front_port(environ: Any = None) -> int:
+    """The front's port on 127.0.0.1 (AUTO_LAB_FRONT_PORT, default 18000)."""
+    value = (os.environ if environ is None else environ).get("AUTO_LAB_FRONT_PORT", str(DEFAULT_FRONT_PORT))
+    try:
+        port = int(value)
+    except ValueError:
+        raise ConfigError(f"AUTO_LAB_FRONT_PORT={value!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"AUTO_LAB_FRONT_PORT={port} is out of range")
+    return port
+
+
+class FrontPaths:
+    """The HAProxy files under the lab directory."""
+
+    def __init__(self, lab_root: Path) -> None:
+        self.root = lab_root / "haproxy"
+        self.config = self.root / "haproxy.cfg"
+        self.socket = self.root / "admin.sock"
+        self.state = self.root / "server-state"
+        self.pid = self.root / "haproxy.pid"
+        self.log = self.root / "haproxy.log"
+
+
+def config_context(paths: FrontPaths, addresses: dict[str, str], live: str, port: int) -> dict[str, Any]:
+    """What the template needs: both colours as servers, the live one enabled."""
+    return {
+        "frontend_bind": f"127.0.0.1:{port}",
+        "backend": BACKEND,
+        "admin_socket": str(paths.socket),
+        "state_file": str(paths.state),
+        "servers": [
+            {"name": colour, "address": address, "port": APP_PORT, "enabled": colour == live}
+            for colour, address in addresses.items()
+        ],
+    }
+
+
+def haproxy_argv(paths: FrontPaths, haproxy: str = "haproxy") -> list[str]:
+    """Master-worker HAProxy, daemonised, with its pidfile (the master's pid)."""
+    return [haproxy, "-W", "-D", "-p", str(paths.pid), "-f", str(paths.config)]
+
+
+def check_argv(config: Path, haproxy: str = "haproxy") -> list[str]:
+    """Validate a configuration file without starting anything."""
+    return [haproxy, "-c", "-q", "-f", str(config)]
+
+
+def _pid(paths: FrontPaths) -> int | None:
+    try:
+        pid = int(paths.pid.read_text().split()[0])
+        os.kill(pid, 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if b"haproxy" in cmdline and str(paths.config).encode() in cmdline else None
+
+
+def _answering(paths: FrontPaths) -> bool:
+    try:
+        Runtime(str(paths.socket), timeout=1.0).command("show info")
+    except DeployerError:
+        return False
+    return True
+
+
+def _wait_answering(paths: FrontPaths, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not _answering(paths):
+        if time.monotonic() > deadline:
+            raise DeployerError(f"HAProxy did not answer on {paths.socket} within {timeout:g} s: see {paths.log}")
+        time.sleep(0.05)
+
+
+def ensure(lab_root: Path, addresses: dict[str, str], live: str, port: int) -> str | None:
+    """Start HAProxy, or reload it when its configuration changed; returns what was done, if anything."""
+    haproxy = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if haproxy is None:
+        raise ConfigError("haproxy not found: apt-get install haproxy")
+    paths = FrontPaths(lab_root)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    text = render_config(config_context(paths, addresses, live, port))
+    pid = _pid(paths)
+    if pid and paths.config.exists() and paths.config.read_text() == text and _answering(paths):
+        return None
+    candidate = paths.root / "haproxy.cfg.new"
+    candidate.write_text(text)
+    check = subprocess.run(check_argv(candidate, haproxy), capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        raise DeployerError(f"the rendered HAProxy config is invalid: {(check.stderr or check.stdout).strip()[:300]}")
+    if pid and _answering(paths):
+        Runtime(str(paths.socket)).save_state(paths.state)  # admin state (after a switch) survives
+        os.replace(candidate, paths.config)
+        os.kill(pid, signal.SIGUSR2)
+        time.sleep(0.2)
+        _wait_answering(paths)
+        return "reloaded HAProxy"
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+    os.replace(candidate, paths.config)
+    with open(paths.log, "ab") as log:
+        subprocess.run(haproxy_argv(paths, haproxy), stdout=log, stderr=log, check=True, stdin=subprocess.DEVNULL)
+    _wait_answering(paths)
+    return "started HAProxy"
+
+
+def stop(lab_root: Path) -> None:
+    """Stop HAProxy (master and workers); idempotent."""
+    paths = FrontPaths(lab_root)
+    pid = _pid(paths)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _pid(paths):
+        time.sleep(0.05)
+    if _pid(paths):
+        os.kill(pid, signal.SIGKILL)
+
+
+def status(lab_root: Path) -> dict[str, Any]:
+    """Whether HAProxy answers, and its servers' admin state."""
+    paths = FrontPaths(lab_root)
+    if not _answering(paths):
+        return {"status": "down", "pid": _pid(paths)}
+    servers = Runtime(str(paths.socket)).servers(BACKEND)
+    return {
+        "status": "up",
+        "pid": _pid(paths),
+        "url": f"http://127.0.0.1:{front_port()}",
+        "servers": {name: {"admin": s.admin, "status": s.status} for name, s in servers.items()},
+    }
+
+
+def env_values(lab_root: Path, environ: Any = None) -> dict[str, str]:
+    """The variables that point the switch and the load at the lab's HAProxy."""
+    return {
+        "AUTO_LAB_FRONT_URL": f"http://127.0.0.1:{front_port(environ)}",
+        "AUTO_HAPROXY_SOCKET": str(FrontPaths(lab_root).socket),
+        "AUTO_HAPROXY_BACKEND": BACKEND,
+    }

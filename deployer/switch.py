@@ -1,0 +1,328 @@
+"""The blue/green switch: bring the idle colour level with the live one, then move traffic.
+
+Steps, under the environment's lock:
+1. replay on the idle cluster what was last deployed on the live one (per stack and service, the
+   newest successful deploy; a service deployed to the idle colour more recently is the release
+   being promoted and is kept); nothing to replay is fine and said so;
+2. wait until every service of those stacks on the idle cluster runs its replicas, and HAProxy's
+   health check of the idle colour passes;
+3. move traffic in HAProxy: idle ready, live drain, wait until the live colour has no sessions,
+   live maint;
+4. flip the live colour in the state service with compare-and-set.
+Before step 3 a failure leaves the live colour serving, untouched. From step 3 on, a failure puts
+traffic back on the old colour.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deployer import deploy
+from deployer.converge import Watcher
+from deployer.errors import ConfigError, DeployerError, NotConvergedError
+from deployer.haproxy import Runtime
+from deployer.tls import TLSMaterial, private_cert_dir
+
+COLOURS = ("blue", "green")
+
+
+@dataclass
+class SwitchOptions:
+    """What ``auto-deploy switch`` was asked to do."""
+
+    to: str | None = None
+    dry_run: bool = False
+    timeout: float = 300.0  # for the replay and for the idle colour to become healthy
+    drain_timeout: float = 30.0
+    backend: str = "app"
+    docker_cli: str = "docker"
+    detach_flag: bool = True
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One recorded deploy to run again on the idle colour."""
+
+    deployment: Mapping[str, Any]
+    services: tuple[str, ...]
+
+    @property
+    def stack(self) -> str:
+        """The stack the deploy went into."""
+        return str(self.deployment["stack"])
+
+
+def replay_plan(
+    live: Iterable[Mapping[str, Any]],
+    idle: Iterable[Mapping[str, Any]],
+    running: set[str] | None = None,
+) -> tuple[list[Replay], list[str]]:
+    """Which successful live deploys to replay on the idle colour, oldest first, and what is kept.
+
+    ``live`` and ``idle`` are deployment records (any order). For each stack/service the newest
+    record wins; when the idle colour's is newer than the live one's, the idle colour keeps it.
+    ``running`` (Swarm names, ``stack_service``) limits the replay to what still runs on the live
+    cluster: a stack removed since it was deployed is not brought back.
+    """
+
+    def newest(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
+        latest: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for record in sorted(records, key=lambda r: r["id"]):
+            for service in record.get("services") or []:
+                latest[(record["stack"], service["name"])] = record
+        return latest
+
+    live_latest, idle_latest = newest(live), newest(idle)
+    chosen: dict[int, list[str]] = {}
+    records: dict[int, Mapping[str, Any]] = {}
+    kept = []
+    for (stack, service), record in sorted(live_latest.items()):
+        if running is not None and f"{stack}_{service}" not in running:
+            continue
+        idle_record = idle_latest.get((stack, service))
+        if idle_record is not None and idle_record["id"] > record["id"]:
+            kept.append(f"{stack}/{service}: the idle colour has a newer deploy (#{idle_record['id']}), kept")
+            continue
+        chosen.setdefault(record["id"], []).append(service)
+        records[record["id"]] = record
+    plan = [Replay(records[i], tuple(chosen[i])) for i in sorted(chosen)]
+    return plan, kept
+
+
+def replay_files(replay: Replay, directory: Path) -> list[str]:
+    """Write a recorded deploy's compose files, plus an override pinning the recorded images."""
+    paths = []
+    for index, item in enumerate(replay.deployment.get("compose") or []):
+        path = directory / f"{index:02d}-{Path(item['file']).name}"
+        path.write_text(item["content"])
+        paths.append(str(path))
+    images = {
+        s["name"]: {"image": s["image"]}
+        for s in replay.deployment.get("services") or []
+        if s.get("image") and s["name"] in replay.services
+    }
+    if images:
+        # Images as Swarm resolved them: the compose text may say ${IMAGE}, which only the job knew.
+        path = directory / "zz-recorded-images.yml"
+        path.write_text(yaml.safe_dump({"services": images}, sort_keys=True))
+        paths.append(str(path))
+    return paths
+
+
+def switch(
+    env_name: str, options: SwitchOptions, material: TLSMaterial, ctx: deploy.Context, haproxy: Runtime
+) -> deploy.Report:
+    """Switch the environment's live colour (see the module's steps). Raises DeployerError subclasses."""
+    report = deploy.Report("switch", env_name, "-")
+    environment = ctx.state.get_environment(env_name)
+    target = options.to or environment.idle_colour
+    if target not in COLOURS:
+        raise ConfigError(f"invalid colour {target!r}: use blue or green")
+    if options.dry_run:
+        return _plan_only(env_name, environment, target, report, ctx, material)
+    with ctx.locked(env_name, f"switch to {target}"):
+        environment = ctx.state.get_environment(env_name)  # it may have changed while we waited
+        return _switch_locked(env_name, environment, target, options, material, ctx, haproxy, report)
+
+
+def _records(ctx: deploy.Context, env_name: str, colour: str) -> list[dict[str, Any]]:
+    return ctx.state.deployments(env_name, colour=colour, result="succeeded", limit=1000)
+
+
+def _plan_only(
+    env_name: str, environment: Any, target: str, report: deploy.Report, ctx: deploy.Context, material: TLSMaterial
+) -> deploy.Report:
+    live = environment.live_colour
+    running = _running_services(environment.clusters[live], material, ctx)  # reads only
+    plan, kept = replay_plan(_records(ctx, env_name, live), _records(ctx, env_name, target), running)
+    report.colour = target
+    report.result = "dry-run"
+    steps = [f"replay #{r.deployment['id']} ({r.stack}: {', '.join(r.services)}) on {target}" for r in plan] + kept
+    report.services = [{"service": step} for step in steps]
+    report.message = (
+        f"dry run: would switch {env_name} from {live} to {target} replaying {len(plan)} deploy(s); nothing touched"
+        if target != live
+        else f"dry run: {target} is already live; would only check HAProxy sends it the traffic"
+    )
+    return report
+
+
+def _switch_locked(
+    env_name: str,
+    environment: Any,
+    target: str,
+    options: SwitchOptions,
+    material: TLSMaterial,
+    ctx: deploy.Context,
+    haproxy: Runtime,
+    report: deploy.Report,
+) -> deploy.Report:
+    started = time.monotonic()
+    old = environment.live_colour
+    report.colour = target
+    timings: dict[str, float] = {}
+    detail: dict[str, Any] = {"from": old, "to": target}
+    try:
+        if target == old:
+            _route(haproxy, options.backend, to=target, away=_other(target), options=options, timings=timings, ctx=ctx)
+            report.result = "unchanged"
+            report.message = f"{target} is already live; HAProxy sends it the traffic"
+            return report
+        idle = environment.clusters[target]
+        running = _running_services(environment.clusters[old], material, ctx)
+        plan, kept = replay_plan(_records(ctx, env_name, old), _records(ctx, env_name, target), running)
+        for line in kept:
+            ctx.say(line)
+        replayed = _replay(env_name, target, plan, options, material, ctx)
+        detail["replayed"] = replayed
+        names = sorted({f"{r.stack}_{s}" for r in plan for s in r.services} | _kept_services(kept))
+        _wait_idle_healthy(idle, names, options, material, ctx, haproxy, bool(plan or kept), timings)
+        # From here on traffic moves: any failure puts it back on the old colour.
+        try:
+            _route(haproxy, options.backend, to=target, away=old, options=options, timings=timings, ctx=ctx)
+            ctx.state.switch(
+                env_name, old, target, actor=deploy.actor(ctx.environ), reason="auto-deploy switch",
+                job_url=ctx.environ.get("CI_JOB_URL"),
+            )  # fmt: skip
+        except BaseException:
+            ctx.say(f"switch failed after traffic moved: sending traffic back to {old}")
+            _restore(haproxy, options.backend, old=old, new=target, ctx=ctx)
+            raise
+        report.result = "switched"
+        report.message = (
+            f"{target} is live (replayed {len(plan)} deploy(s)); {old} drained in "
+            f"{timings.get('drain_seconds', 0):.2f} s, traffic moved in {timings.get('traffic_seconds', 0):.2f} s"
+        )
+        return report
+    except DeployerError as exc:
+        report.result = "failed"
+        report.message = str(exc)
+        raise
+    finally:
+        report.duration_seconds = round(time.monotonic() - started, 3)
+        report.services = [{"service": k, "seconds": round(v, 3)} for k, v in timings.items()]
+        report.services.append({"service": "detail", **detail})
+        deploy.record_event(ctx, env_name, "switch", report)
+
+
+def _running_services(cluster: Any, material: TLSMaterial, ctx: deploy.Context) -> set[str]:
+    """The Swarm services on a cluster now (by name)."""
+    with private_cert_dir(material) as cert_dir:
+        api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
+        return {s["Spec"]["Name"] for s in api.services()}
+
+
+def _other(colour: str) -> str:
+    return "green" if colour == "blue" else "blue"
+
+
+def _kept_services(kept: list[str]) -> set[str]:
+    return {line.split(":", 1)[0].replace("/", "_", 1) for line in kept}
+
+
+def _replay(
+    env_name: str,
+    target: str,
+    plan: list[Replay],
+    options: SwitchOptions,
+    material: TLSMaterial,
+    ctx: deploy.Context,
+) -> list[int]:
+    if not plan:
+        ctx.say(f"nothing deployed on the live colour to replay: clone skipped, {target} is used as it is")
+        return []
+    done = []
+    for replay in plan:
+        recorded = replay.deployment.get("options") or {}
+        with tempfile.TemporaryDirectory(prefix="auto-deploy-replay-") as directory:
+            files = replay_files(replay, Path(directory))
+            ctx.say(f"replaying deploy #{replay.deployment['id']} ({replay.stack}: {', '.join(replay.services)})")
+            deploy.deploy(
+                env_name,
+                deploy.DeployOptions(
+                    stack=replay.stack,
+                    compose_files=files,
+                    timeout=options.timeout,
+                    with_registry_auth=bool(recorded.get("with_registry_auth", False)),
+                    resolve_image=str(recorded.get("resolve_image", "always")),
+                    docker_cli=options.docker_cli,
+                    detach_flag=options.detach_flag,
+                    colour=target,
+                    take_lock=False,  # the switch holds the environment's lock
+                ),
+                material,
+                ctx,
+            )
+        done.append(int(replay.deployment["id"]))
+    return done
+
+
+def _wait_idle_healthy(
+    idle: Any,
+    names: list[str],
+    options: SwitchOptions,
+    material: TLSMaterial,
+    ctx: deploy.Context,
+    haproxy: Runtime,
+    anything_deployed: bool,
+    timings: dict[str, float],
+) -> None:
+    """Every service of the idle colour runs its replicas, and HAProxy's check of it passes."""
+    started = time.monotonic()
+    with private_cert_dir(material) as cert_dir:
+        api = ctx.connect(idle.manager_address, idle.docker_port, cert_dir)  # exit 4 when down or untrusted
+        if names:
+            watcher = Watcher(api)
+            states, timed_out = watcher.wait(
+                watcher.snapshot(names), options.timeout, on_change=lambda s: ctx.say(s.line())
+            )
+            bad = [s for s in states if s.phase != "converged"]
+            if timed_out or bad:
+                summary = "; ".join(f"{s.name}: {s.detail}" for s in bad)
+                raise NotConvergedError(f"the idle colour {idle.colour} did not converge: {summary}; traffic not moved")
+    if anything_deployed:
+        haproxy.set_state(options.backend, idle.colour, "drain")  # checks run, no traffic yet
+        try:
+            timings["health_seconds"] = haproxy.wait_up(options.backend, idle.colour, options.timeout)
+        except DeployerError as exc:
+            haproxy.set_state(options.backend, idle.colour, "maint")
+            raise NotConvergedError(
+                f"the idle colour {idle.colour} fails HAProxy's health check ({exc}); traffic not moved"
+            ) from None
+    timings["idle_ready_seconds"] = time.monotonic() - started
+
+
+def _route(
+    haproxy: Runtime,
+    backend: str,
+    *,
+    to: str,
+    away: str,
+    options: SwitchOptions,
+    timings: dict[str, float],
+    ctx: deploy.Context,
+) -> None:
+    """Traffic to ``to``: ready it, drain ``away``, wait until it has no sessions, then maint it."""
+    started = time.monotonic()
+    haproxy.set_state(backend, to, "ready")
+    haproxy.set_state(backend, away, "drain")
+    ctx.say(f"HAProxy: {to} ready, {away} draining")
+    timings["drain_seconds"] = haproxy.wait_drained(backend, away, options.drain_timeout)
+    haproxy.set_state(backend, away, "maint")
+    timings["traffic_seconds"] = time.monotonic() - started
+    ctx.say(f"HAProxy: {away} in maintenance after {timings['drain_seconds']:.2f} s of draining")
+
+
+def _restore(haproxy: Runtime, backend: str, *, old: str, new: str, ctx: deploy.Context) -> None:
+    try:
+        haproxy.set_state(backend, old, "ready")
+        haproxy.set_state(backend, new, "maint")
+    except DeployerError as exc:  # say it; the original failure is what the user must see
+        ctx.say(f"warning: could not put traffic back on {old}: {exc}")
