@@ -5,19 +5,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the lab and tests need: dockerd for the swarm clusters, busybox for the image.
-APT_PACKAGES := docker.io busybox-static iproute2 curl
+# Debian packages the lab and tests need: dockerd for the swarm clusters, busybox for the image,
+# haproxy in front of both colours, wrk for the switch benchmark.
+APT_PACKAGES := docker.io busybox-static iproute2 curl haproxy wrk
 
-.PHONY: help system venv test unit lint demo lab-up lab-down clean
+.PHONY: help system venv test unit lint demo lab-up lab-down bench clean
 
 help:
-	@echo "make demo  - set up, start the local lab and deploy a sample stack to its live colour"
+	@echo "make demo  - set up, start the lab, deploy v1 live and v2 idle, switch under load"
 	@echo "make test  - set up and run the whole suite (lint, unit, state service, lab end-to-end)"
 	@echo "make lint | make lab-down | make clean"
 
 system:
 	@if ! command -v dockerd >/dev/null || ! command -v busybox >/dev/null || ! command -v ip >/dev/null \
-	    || ! command -v curl >/dev/null; then \
+	    || ! command -v curl >/dev/null || ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "Error: installing $(APT_PACKAGES) needs root: run as root or sudo" >&2; exit 2; fi; \
 	  echo "installing $(APT_PACKAGES) with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
@@ -48,18 +49,11 @@ lab-down: $(STAMP)
 	$(BIN)/auto-deploy lab down
 
 demo: lab-up
-	@set -euo pipefail; eval "$$($(BIN)/auto-deploy lab env)"; \
-	echo "== which colour is live"; \
-	$(BIN)/auto-deploy resolve --env lab; \
-	echo "== deploy the sample stack (deployer/lab/demo-stack.yml) and wait until it really runs"; \
-	$(BIN)/auto-deploy deploy --env lab --stack demo -c deployer/lab/demo-stack.yml \
-	  --resolve-image never --rollback-on-failure --timeout 120; \
-	echo "== status"; \
-	$(BIN)/auto-deploy status --env lab --stack demo; \
-	manager=$$($(BIN)/auto-deploy resolve --env lab --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["manager_address"])'); \
-	echo "== reach it: curl http://$$manager:18080/"; \
-	curl -fsS --max-time 5 "http://$$manager:18080/"; \
-	echo "(the lab stays up: 'make lab-down' removes it)"
+	$(PY) -m deployer.lab.demo
+
+bench: lab-up
+	$(PY) benchmarks/deploy_overhead.py
+	$(PY) benchmarks/switch_under_load.py
 
 clean: lab-down
 	rm -rf $(VENV) .tox .pytest_cache .ruff_cache

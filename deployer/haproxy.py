@@ -24,6 +24,7 @@ from deployer.errors import HAProxyError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 STATES = ("ready", "drain", "maint")
+PASSING_CHECKS = ("L4OK", "L6OK", "L7OK")  # L7OKC too
 __all__ = ["HAProxyError", "Runtime", "ServerStat", "parse_stat", "render_config"]
 
 
@@ -59,8 +60,13 @@ class ServerStat:
 
     @property
     def healthy(self) -> bool:
-        """Its health check passes (status UP, or DRAIN with a passing check)."""
-        return self.status.startswith(("UP", "DRAIN", "NOLB")) and not self.status.startswith("UP 1/")
+        """Its last health check passed and it is settled (UP, DRAIN or NOLB, no "n/m" transition).
+
+        Just out of maintenance HAProxy says ``DRAIN 1/2`` with check ``INI`` before any check ran:
+        that is not healthy yet.
+        """
+        settled = self.status.startswith(("UP", "DRAIN", "NOLB")) and "/" not in self.status
+        return settled and self.check_status.startswith(PASSING_CHECKS)
 
 
 def parse_stat(text: str, backend: str) -> dict[str, ServerStat]:

@@ -69,3 +69,10 @@ def test_parse_show_stat() -> None:
     assert (servers["blue"].admin, servers["blue"].healthy) == ("drain", True)
     assert (servers["green"].admin, servers["green"].healthy) == ("maint", False)
     assert parse_stat(SHOW_STAT, "other") == {}
+
+
+def test_just_out_of_maintenance_is_not_healthy_yet() -> None:
+    assert not ServerStat("green", "DRAIN 1/2", 0, 0, "INI", 1).healthy
+    assert not ServerStat("green", "DOWN", 0, 0, "L4CON", 1).healthy
+    assert not ServerStat("green", "UP 1/2", 0, 0, "L7STS", 1).healthy
+    assert ServerStat("green", "UP", 0, 0, "L7OK", 1).healthy
