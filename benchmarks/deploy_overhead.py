@@ -27,6 +27,7 @@ import docker
 from deployer import engine
 from deployer.converge import parse_timestamp
 from deployer.lab import lab
+from deployer.state.client import StateClient
 
 STACK_TEMPLATE = """services:
   web:
@@ -42,7 +43,7 @@ STACK_TEMPLATE = """services:
 
 def sdk(env: dict[str, str]) -> docker.APIClient:
     """The same TLS-verified SDK client auto-deploy uses (immune to REQUESTS_CA_BUNDLE)."""
-    return engine.connect("10.213.1.2", 2376, env["AUTO_DOCKER_CERT_PATH"])
+    return engine.connect(env["BENCH_MANAGER"], 2376, env["AUTO_DOCKER_CERT_PATH"])
 
 
 def convergence_times(api: docker.APIClient, service: str) -> tuple[float, float | None]:
@@ -72,7 +73,7 @@ def remove_stack(api: docker.APIClient, stack: str) -> None:
 def run_tool(tool: str, stack: str, compose: str, env: dict[str, str]) -> tuple[float, float, int]:
     docker_env = {
         **env,
-        "DOCKER_HOST": "tcp://10.213.1.2:2376",
+        "DOCKER_HOST": f"tcp://{env['BENCH_MANAGER']}:2376",
         "DOCKER_TLS_VERIFY": "1",
         "DOCKER_CERT_PATH": env["AUTO_DOCKER_CERT_PATH"],
     }
@@ -99,6 +100,8 @@ def main() -> int:
         name, _, value = line.removeprefix("export ").partition("=")
         env[name] = value.strip("'")
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    # Both tools go to the live colour's manager (a switch may have made green live).
+    env["BENCH_MANAGER"] = StateClient.from_env(env).resolve("lab").manager_address
     api = sdk(env)
     workdir = Path(tempfile.mkdtemp(prefix="deploy-bench-"))
     files = {}

@@ -3,13 +3,20 @@
 The runtime API is a line protocol on the admin socket (``stats socket … level admin``); each
 command gets its own connection (non-interactive mode). Server state: ``ready`` takes traffic,
 ``drain`` takes none but keeps its health checks, ``maint`` takes none and is not checked.
+:meth:`Runtime.servers` reads ``show stat`` and takes the admin state from the bits of
+``show servers state`` (a DOWN server looks the same in ``show stat`` whether in drain or ready).
+Admin state survives a reload when :meth:`Runtime.save_state` wrote the server-state file just
+before :meth:`Runtime.reload`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import io
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -20,22 +27,42 @@ from typing import Any
 
 import jinja2
 
-from deployer.errors import HAProxyError
+from deployer.errors import ConfigError, HAProxyError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 STATES = ("ready", "drain", "maint")
 PASSING_CHECKS = ("L4OK", "L6OK", "L7OK")  # L7OKC too
-__all__ = ["HAProxyError", "Runtime", "ServerStat", "parse_stat", "render_config"]
+# srv_admin_state bits of `show servers state` (HAProxy's enum srv_admin).
+ADMIN_MAINT_BITS = 0x01 | 0x02 | 0x20  # forced, inherited (track), DNS resolution
+ADMIN_DRAIN_BITS = 0x08 | 0x10  # forced, inherited (track)
+__all__ = [
+    "HAProxyError",
+    "Runtime",
+    "ServerStat",
+    "parse_servers_state",
+    "parse_stat",
+    "render_config",
+]
 
 
 def render_config(context: Mapping[str, Any], *, template: str = "haproxy.cfg.j2") -> str:
-    """The HAProxy configuration for ``context`` (see templates/haproxy.cfg.j2 for the keys)."""
+    """The HAProxy configuration for ``context`` (see templates/haproxy.cfg.j2 for the keys).
+
+    Required: ``frontend_bind``, ``servers`` (``name``, ``address``, ``port``, ``enabled``),
+    ``admin_socket``, ``state_file``; optional: ``backend`` ("app"), ``health_path`` ("/health"),
+    ``stats_bind`` (none).
+    """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined, autoescape=False,
         keep_trailing_newline=True,
     )  # fmt: skip
     values = {"backend": "app", "health_path": "/health", "stats_bind": None, **context}
-    return env.get_template(template).render(**values)
+    try:
+        return env.get_template(template).render(**values)
+    except jinja2.TemplateNotFound:
+        raise ConfigError(f"HAProxy template {template} not found in {TEMPLATES}: is the toolkit complete?") from None
+    except jinja2.UndefinedError as exc:
+        raise ConfigError(f"HAProxy config context is incomplete: {exc.message}") from None
 
 
 @dataclass(frozen=True)
@@ -46,15 +73,24 @@ class ServerStat:
     status: str  # UP, DOWN, MAINT, DRAIN, NOLB, "UP 1/2"…
     scur: int  # current sessions
     stot: int  # total sessions
-    check_status: str
+    check_status: str  # L7OK, L4CON, INI… ("" when not checked; the "* " of a running check is dropped)
     weight: int
+    admin_state: int | None = None  # srv_admin_state bits from `show servers state`, when known
 
     @property
     def admin(self) -> str:
-        """The admin state we set: ready, drain or maint."""
+        """The admin state we set: ready, drain or maint.
+
+        From the admin bits when known: a server that is DOWN shows "DOWN" in ``show stat`` whether
+        it is in drain or ready. Without them, from the status (and a weight of 0 for drain).
+        """
+        if self.admin_state is not None:
+            if self.admin_state & ADMIN_MAINT_BITS:
+                return "maint"
+            return "drain" if self.admin_state & ADMIN_DRAIN_BITS else "ready"
         if self.status.startswith("MAINT"):
             return "maint"
-        if self.status.startswith("DRAIN") or (self.weight == 0 and not self.status.startswith("MAINT")):
+        if self.status.startswith("DRAIN") or self.weight == 0:
             return "drain"
         return "ready"
 
@@ -70,21 +106,50 @@ class ServerStat:
 
 
 def parse_stat(text: str, backend: str) -> dict[str, ServerStat]:
-    """The servers of ``backend`` in ``show stat`` CSV output."""
-    lines = text.lstrip("# ").splitlines()
+    """The servers of ``backend`` in ``show stat`` CSV output (admin bits unknown)."""
     servers = {}
-    for row in csv.DictReader(io.StringIO("\n".join(lines))):
-        if row.get("pxname") != backend or row.get("svname") in ("FRONTEND", "BACKEND"):
+    for row in csv.DictReader(io.StringIO(text.lstrip("# "))):
+        if row.get("pxname") != backend or row.get("svname") in (None, "FRONTEND", "BACKEND"):
             continue
         servers[row["svname"]] = ServerStat(
             name=row["svname"],
-            status=row.get("status", ""),
-            scur=int(row.get("scur") or 0),
-            stot=int(row.get("stot") or 0),
-            check_status=row.get("check_status", ""),
-            weight=int(row.get("weight") or 0),
+            status=row.get("status") or "",
+            scur=_int(row.get("scur")),
+            stot=_int(row.get("stot")),
+            check_status=(row.get("check_status") or "").removeprefix("* "),
+            weight=_int(row.get("weight")),
         )
     return servers
+
+
+def parse_servers_state(text: str, backend: str) -> dict[str, int]:
+    """``srv_admin_state`` of each server of ``backend`` in ``show servers state`` output."""
+    columns: list[str] = []
+    states = {}
+    for line in text.splitlines():
+        if line.startswith("# "):
+            columns = line[2:].split()
+            continue
+        fields = line.split()
+        if not columns or len(fields) < len(columns):
+            continue  # the format version line, blank lines
+        row = dict(zip(columns, fields, strict=False))
+        if row.get("be_name") == backend and "srv_name" in row:
+            states[row["srv_name"]] = _int(row.get("srv_admin_state"))
+    return states
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def _check_name(kind: str, name: str) -> None:
+    # The runtime API splits commands on ";" and words on blanks: refuse what would change the command.
+    if not name or any(c.isspace() or c in ";/#\\" for c in name):
+        raise ConfigError(f"invalid HAProxy {kind} name {name!r}: check the backend and colour names")
 
 
 class Runtime:
@@ -113,24 +178,33 @@ class Runtime:
         return sock
 
     def command(self, line: str) -> str:
-        """Send one command; return HAProxy's answer."""
+        """Send one command on its own connection; return HAProxy's whole answer."""
+        if not line.strip() or "\n" in line or "\r" in line:
+            raise ConfigError(f"a HAProxy runtime command is one non-empty line, not {line!r}")
+        where = self.address or "(none)"
         try:
             with self._connect() as sock:
                 sock.sendall(line.encode() + b"\n")
                 chunks = []
                 while chunk := sock.recv(65536):
                     chunks.append(chunk)
-        except (OSError, ValueError) as exc:
+        except TimeoutError:
             raise HAProxyError(
-                f"HAProxy admin socket {self.address or '(none)'} is not answering ({type(exc).__name__}): "
-                "is HAProxy running?"
+                f"HAProxy admin socket {where} did not answer {line.split()[0]!r} within {self.timeout:g} s: "
+                "is HAProxy overloaded or stuck?"
             ) from None
+        except PermissionError:
+            raise HAProxyError(f"HAProxy admin socket {where}: permission denied (mode 600): run as root") from None
+        except (OSError, ValueError):  # refused, missing, bad tcp:HOST:PORT …
+            raise HAProxyError(f"HAProxy admin socket {where} is not answering: is HAProxy running?") from None
         return b"".join(chunks).decode(errors="replace")
 
     def set_state(self, backend: str, server: str, state: str) -> None:
-        """Put a server in ready, drain or maint."""
+        """Put a server in ready, drain or maint; HAProxy's answer is empty on success."""
         if state not in STATES:
-            raise ValueError(f"state must be one of {STATES}")
+            raise ConfigError(f"HAProxy server state must be one of {', '.join(STATES)}, not {state!r}")
+        _check_name("backend", backend)
+        _check_name("server", server)
         answer = self.command(f"set server {backend}/{server} state {state}").strip()
         if answer:
             raise HAProxyError(
@@ -138,11 +212,16 @@ class Runtime:
             )
 
     def servers(self, backend: str) -> dict[str, ServerStat]:
-        """Every server of ``backend``."""
+        """Every server of ``backend``: ``show stat``, with the admin bits of ``show servers state``."""
+        _check_name("backend", backend)
         servers = parse_stat(self.command("show stat"), backend)
         if not servers:
             raise HAProxyError(f"HAProxy has no backend {backend!r} with servers: check AUTO_HAPROXY_BACKEND")
-        return servers
+        admin = parse_servers_state(self.command(f"show servers state {backend}"), backend)
+        return {
+            name: dataclasses.replace(stat, admin_state=admin[name]) if name in admin else stat
+            for name, stat in servers.items()
+        }
 
     def server(self, backend: str, name: str) -> ServerStat:
         """One server of ``backend``."""
@@ -159,9 +238,10 @@ class Runtime:
             if stat.healthy and stat.admin != "maint":
                 return self._clock() - started
             if self._clock() - started >= timeout:
+                hint = ": it is in maint, where no checks run" if stat.admin == "maint" else ": check its /health"
                 raise HAProxyError(
                     f"{backend}/{server} is not healthy after {timeout:g} s (status {stat.status}, "
-                    f"check {stat.check_status or 'none'})"
+                    f"check {stat.check_status or 'none'}){hint}"
                 )
             self._sleep(interval)
 
@@ -176,11 +256,58 @@ class Runtime:
                 raise HAProxyError(f"{backend}/{server} still has {stat.scur} session(s) after {timeout:g} s")
             self._sleep(interval)
 
+    def worker_pid(self) -> int:
+        """The pid of the worker answering on the socket (``show info``); a reload changes it."""
+        answer = self.command("show info")
+        for line in answer.splitlines():
+            if line.startswith("Pid:"):
+                return _int(line.split(":", 1)[1].strip())
+        first = answer.strip().splitlines()[0] if answer.strip() else "an empty answer"
+        raise HAProxyError(f"HAProxy answered 'show info' without its Pid ({first!r}): is this HAProxy's admin socket?")
+
+    def reload(self, master_pid: int, timeout: float = 10.0, interval: float = 0.05) -> float:
+        """Reload a master-worker HAProxy (SIGUSR2 to ``master_pid``) and wait for the new worker.
+
+        Save the admin state first (:meth:`save_state`) so that it survives. A master that only just
+        started drops a SIGUSR2 that comes before it is ready, so the signal is repeated each second
+        until a new worker answers. Returns the seconds waited.
+        """
+        before = self.worker_pid()
+        started = self._clock()
+        signalled = None
+        while True:
+            now = self._clock()
+            if signalled is None or now - signalled >= 1.0:
+                try:
+                    os.kill(master_pid, signal.SIGUSR2)
+                except ProcessLookupError:
+                    raise HAProxyError(f"HAProxy master {master_pid} is not running: check its pidfile") from None
+                signalled = now
+            self._sleep(interval)
+            with contextlib.suppress(HAProxyError):  # the socket changes hands during the reload
+                if self.worker_pid() != before:
+                    return self._clock() - started
+            if self._clock() - started >= timeout:
+                raise HAProxyError(
+                    f"HAProxy (master {master_pid}) did not start a new worker within {timeout:g} s: "
+                    "check the configuration with haproxy -c -f and the master's log"
+                )
+
     def save_state(self, path: str | os.PathLike[str]) -> None:
         """Write ``show servers state`` to ``path`` atomically, for the next reload to load."""
         text = self.command("show servers state")
+        if not text.startswith("1\n"):  # the file format version HAProxy 2.x writes and reads
+            first = text.strip().splitlines()[0] if text.strip() else "an empty answer"
+            raise HAProxyError(f"HAProxy answered 'show servers state' with {first!r}: is the socket level admin?")
         target = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".server-state-")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise

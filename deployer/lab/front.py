@@ -116,9 +116,7 @@ def ensure(lab_root: Path, addresses: dict[str, str], live: str, port: int) -> s
     if pid and _answering(paths):
         Runtime(str(paths.socket)).save_state(paths.state)  # admin state (after a switch) survives
         os.replace(candidate, paths.config)
-        os.kill(pid, signal.SIGUSR2)
-        time.sleep(0.2)
-        _wait_answering(paths)
+        Runtime(str(paths.socket)).reload(pid)  # waits for the new worker; resends a dropped signal
         return "reloaded HAProxy"
     if pid:
         os.kill(pid, signal.SIGKILL)

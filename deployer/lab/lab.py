@@ -2,8 +2,11 @@
 
 Each colour is a real ``dockerd`` in its own network namespace, reachable from the host over a veth
 pair at ``10.213.X.2:2376`` with mutual TLS only. The environment-state service runs on loopback
-over HTTPS and is seeded with the environment ``lab`` (blue live). Everything lives under one lab
-directory (``AUTO_LAB_DIR``, default ``/var/lib/auto-lab``) so that ``down`` can remove it all.
+over HTTPS and is seeded with the environment ``lab`` (blue live). HAProxy (:mod:`deployer.lab.front`)
+listens on 127.0.0.1:18000 in front of both colours' port 18080, the live colour's server ready and
+the idle one in maintenance; a blue/green switch moves traffic through its admin socket.
+Everything lives under one lab directory (``AUTO_LAB_DIR``, default ``/var/lib/auto-lab``) so that
+``down`` can remove it all.
 
 Commands go through :func:`run` (or :func:`spawn` for the long-running daemons); their argv lists
 are built by pure ``*_argv`` functions so they can be unit-tested without root.
@@ -56,6 +59,7 @@ BUSYBOX_CANDIDATES = ("/usr/bin/busybox", "/bin/busybox")
 BUSYBOX_APPLETS = ("sh", "httpd", "wget", "echo", "sleep", "cat", "ls", "mkdir", "env", "ps", "kill", "nc")
 DOCKERD_READY_TIMEOUT = 30.0
 STATE_READY_TIMEOUT = 30.0
+HAPROXY_BINARY = "/usr/sbin/haproxy"  # Debian's; /usr/sbin is not always in PATH
 STOP_TIMEOUT = 15.0  # dockerd gets --shutdown-timeout 5 for its containers, plus its own shutdown
 
 
@@ -267,6 +271,7 @@ def _install_hint(program: str) -> str:
         "mount": "apt-get install mount",
         "umount": "apt-get install mount",
         "busybox": "apt-get install busybox-static",
+        "haproxy": "apt-get install haproxy",
     }
     return hints.get(Path(program).name, "install it and retry")
 
@@ -597,6 +602,8 @@ def _require_tools() -> str:
     dockerd = shutil.which("dockerd")
     if not dockerd:
         raise ConfigError("dockerd not found: apt-get install docker.io")
+    if not (shutil.which("haproxy") or Path(HAPROXY_BINARY).exists()):  # checked before anything starts
+        raise ConfigError(f"haproxy not found: {_install_hint('haproxy')}")
     return dockerd
 
 

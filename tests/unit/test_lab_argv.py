@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
-from deployer.lab import lab
+import pytest
+
+from deployer.errors import ConfigError
+from deployer.lab import front, lab
 
 BLUE = lab.CLUSTERS["blue"]
 PATHS = lab.LabPaths(Path("/l"))
@@ -82,3 +85,35 @@ def test_env_lines_are_quoted_exports(tmp_path) -> None:
         f"export AUTO_HAPROXY_SOCKET='{tmp_path}/a b/haproxy/admin.sock'",
         "export AUTO_HAPROXY_BACKEND=app",
     ]
+
+
+def test_haproxy_argv_and_config_check() -> None:
+    paths = front.FrontPaths(Path("/l"))
+    assert " ".join(front.haproxy_argv(paths, "/usr/sbin/haproxy")) == (
+        "/usr/sbin/haproxy -W -D -p /l/haproxy/haproxy.pid -f /l/haproxy/haproxy.cfg"
+    )
+    assert front.check_argv(Path("/l/haproxy/haproxy.cfg.new"), "/usr/sbin/haproxy") == [
+        "/usr/sbin/haproxy", "-c", "-q", "-f", "/l/haproxy/haproxy.cfg.new",
+    ]  # fmt: skip
+
+
+def test_haproxy_files_and_servers_follow_the_live_colour() -> None:
+    paths = front.FrontPaths(Path("/l"))
+    assert (paths.config, paths.socket, paths.state) == (
+        Path("/l/haproxy/haproxy.cfg"), Path("/l/haproxy/admin.sock"), Path("/l/haproxy/server-state"),
+    )  # fmt: skip
+    addresses = {c.colour: c.address for c in lab.CLUSTERS.values()}
+    context = front.config_context(paths, addresses, "green", 18000)
+    assert context["frontend_bind"] == "127.0.0.1:18000" and context["backend"] == "app"
+    assert context["servers"] == [
+        {"name": "blue", "address": "10.213.1.2", "port": 18080, "enabled": False},
+        {"name": "green", "address": "10.213.2.2", "port": 18080, "enabled": True},
+    ]
+    assert front.front_port({"AUTO_LAB_FRONT_PORT": "18123"}) == 18123
+
+
+def test_missing_haproxy_is_named_before_anything_starts(monkeypatch) -> None:
+    monkeypatch.setattr(lab.shutil, "which", lambda tool: None if tool == "haproxy" else f"/usr/bin/{tool}")
+    monkeypatch.setattr(lab, "HAPROXY_BINARY", "/nonexistent/haproxy")
+    with pytest.raises(ConfigError, match=r"^haproxy not found: apt-get install haproxy$"):
+        lab._require_tools()
