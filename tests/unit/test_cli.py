@@ -98,7 +98,7 @@ def test_tls_cert_without_key(capsys, clean_env, tmp_path) -> None:
     assert (code, err) == (2, "Error: --tls-cert and --tls-key go together: give both or neither\n")
 
 
-@pytest.mark.parametrize("module", ["docgen", "pipelines"])
+@pytest.mark.parametrize("module", ["pipelines"])
 def test_unbuilt_tools_say_so(capsys, module) -> None:
     import importlib
 

@@ -1,0 +1,29 @@
+"""docgen's exceptions and the exit codes the CLI maps them to.
+
+Library code raises these; only ``docgen.cli`` prints them. Each message is one line that says
+what went wrong and where (file and line when there is one).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2  # bad input: missing or unparsable file, bad command line
+EXIT_INVALID_SPEC = 3  # a spec was read but has validation issues
+
+
+class DocgenError(Exception):
+    """Base of every error docgen raises on purpose."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ConfigError(DocgenError):
+    """Bad input: a spec file that is missing, unreadable or not JSON/YAML."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class InvalidSpecError(DocgenError):
+    """A spec was read but is not valid (see the issues)."""
+
+    exit_code = EXIT_INVALID_SPEC

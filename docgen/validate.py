@@ -1,0 +1,496 @@
+"""Offline validation of a service's Swagger 2.0 / OpenAPI 3.0 / 3.1 spec.
+
+``validate`` returns every problem it finds as an :class:`Issue`, never stopping at the first one:
+the JSON-Schema errors of ``openapi-spec-validator`` plus the checks it misses (more than one body
+parameter, body together with formData, path template parameters, duplicated operationIds, ``$ref``s
+that do not resolve). Nothing is ever fetched: an external ``$ref`` is reported, not followed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, ScalarNode
+
+from docgen.errors import ConfigError, InvalidSpecError
+
+SEVERITY_ERROR = "error"
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# Keys whose values are data (examples, defaults, enums), where a "$ref" key is just data.
+_DATA_KEYS = frozenset({"example", "examples", "default", "enum", "const", "x-examples"})
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TEMPLATE_PARAM = re.compile(r"\{([^{}]+)\}")
+_MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in one spec. ``path`` is a JSON path such as ``$.paths['/items/{id}'].post``."""
+
+    service: str
+    source: str
+    path: str
+    message: str
+    rule: str
+    severity: str = SEVERITY_ERROR
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "service": self.service,
+            "source": self.source,
+            "path": self.path,
+            "message": self.message,
+            "rule": self.rule,
+            "severity": self.severity,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.path}: {self.message} [{self.rule}]"
+
+
+@dataclass
+class Result:
+    """The validation of one spec file."""
+
+    service: str
+    source: str
+    version: str | None
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "source": self.source,
+            "version": self.version,
+            "ok": self.ok,
+            "issues": [issue.as_dict() for issue in self.issues],
+        }
+
+    def raise_for_issues(self) -> None:
+        """Raise :class:`InvalidSpecError` (one line) when the spec has issues."""
+        if self.issues:
+            first = self.issues[0]
+            raise InvalidSpecError(
+                f"{self.source}: {len(self.issues)} issue(s), first: {first.path}: {first.message} [{first.rule}]"
+            )
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys, keeps dates as strings and makes integer keys strings."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, MappingNode):
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    if key_node.value in seen:
+                        raise ConstructorError(
+                            "while constructing a mapping",
+                            node.start_mark,
+                            f"found duplicate key {key_node.value!r}",
+                            key_node.start_mark,
+                        )
+                    seen.add(key_node.value)
+        mapping = super().construct_mapping(node, deep=deep)
+        return {
+            (str(key) if isinstance(key, int) and not isinstance(key, bool) else key): value
+            for key, value in mapping.items()
+        }
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def load_spec(path: str | Path) -> tuple[dict[str, Any], str]:
+    """Read a JSON or YAML spec; returns ``(document, source)``. Raises ``ConfigError`` (one line)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror or exc}") from None
+    if Path(path).suffix.lower() == ".json":
+        try:
+            document = json.loads(text, object_pairs_hook=_reject_duplicates)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+        except ValueError as exc:
+            raise ConfigError(f"{source}: not valid JSON: {exc}") from None
+    else:
+        try:
+            document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{source}:{mark.line + 1}" if mark is not None else source
+            problem = exc.problem or exc.context or "parse error"
+            raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(document, dict):
+        kind = "empty" if document is None else f"a {type(document).__name__}"
+        raise ConfigError(f"{source}: not a Swagger/OpenAPI document (the top level is {kind}, not a mapping)")
+    return document, source
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def json_path(parts: Any) -> str:
+    """``['paths', '/items/{id}', 'post', 'parameters', 1]`` -> ``$.paths['/items/{id}'].post.parameters[1]``."""
+    out = ["$"]
+    for part in parts:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out.append(f"[{part}]")
+        elif _IDENTIFIER.match(str(part)):
+            out.append(f".{part}")
+        else:
+            escaped = str(part).replace("\\", "\\\\").replace("'", "\\'")
+            out.append(f"['{escaped}']")
+    return "".join(out)
+
+
+def _one_line(message: str) -> str:
+    message = " ".join(str(message).split())
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+
+
+_MISSING = object()
+
+
+def _resolve_pointer(document: Any, fragment: str) -> Any:
+    """Resolve the fragment of a local ``$ref`` (``/a/b`` pointer or a 3.1 ``$anchor``); ``_MISSING`` if none."""
+    fragment = unquote(fragment)
+    if fragment == "":
+        return document
+    if not fragment.startswith("/"):
+        return _find_anchor(document, fragment)
+    node = document
+    for token in fragment[1:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            if token not in node:
+                return _MISSING
+            node = node[token]
+        elif isinstance(node, list):
+            if not token.isdigit() or int(token) >= len(node):
+                return _MISSING
+            node = node[int(token)]
+        else:
+            return _MISSING
+    return node
+
+
+def _find_anchor(node: Any, name: str) -> Any:
+    if isinstance(node, dict):
+        if node.get("$anchor") == name:
+            return node
+        children: Any = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return _MISSING
+    for child in children:
+        found = _find_anchor(child, name)
+        if found is not _MISSING:
+            return found
+    return _MISSING
+
+
+def _iter_refs(node: Any, parts: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Every ``$ref`` of the document as ``(parts of the object holding it, ref)``, skipping example data."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            yield parts, ref
+        for key, value in node.items():
+            if key == "$ref" or key in _DATA_KEYS or (isinstance(key, str) and key.startswith("x-")):
+                continue
+            yield from _iter_refs(value, (*parts, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _iter_refs(value, (*parts, index))
+
+
+def _local(document: Any, value: Any) -> Any:
+    """``value`` with a local ``$ref`` followed (one level); ``_MISSING`` when it does not resolve."""
+    if isinstance(value, dict) and isinstance(value.get("$ref"), str):
+        ref = value["$ref"]
+        if not ref.startswith("#"):
+            return _MISSING
+        return _resolve_pointer(document, ref[1:])
+    return value
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[tuple[Any, ...], str, str, dict[str, Any]]]:
+    """``(parts, METHOD, url, operation)`` for every operation under ``paths`` (and 3.1 ``webhooks``)."""
+    for section in ("paths", "webhooks"):
+        items = document.get(section)
+        if not isinstance(items, dict):
+            continue
+        for url, item in items.items():
+            item = _local(document, item)
+            if not isinstance(item, dict):
+                continue
+            for method in METHODS:
+                operation = item.get(method)
+                if isinstance(operation, dict):
+                    yield (section, url, method), method.upper(), str(url), operation
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _ref_issues(document: dict[str, Any], service: str, source: str) -> tuple[list[Issue], set[tuple[Any, ...]]]:
+    """Local refs that do not resolve and external refs (never fetched); also returns where they are."""
+    issues: list[Issue] = []
+    bad: set[tuple[Any, ...]] = set()
+    base = Path(source).parent
+    for parts, ref in _iter_refs(document):
+        message = None
+        if ref.startswith("#"):
+            if _resolve_pointer(document, ref[1:]) is _MISSING:
+                message = f"$ref {ref!r} does not resolve: no such location in this spec"
+        else:
+            split = urlsplit(ref)
+            if split.scheme or split.netloc:
+                message = f"external $ref {ref!r} was not fetched: validation is offline, bundle it into the spec"
+            else:
+                target = base / unquote(split.path)
+                if split.path and not target.is_file():
+                    message = f"$ref {ref!r} refers to a file that does not exist next to the spec"
+            bad.add(parts)  # never given to openapi-spec-validator, which would try to open it
+        if message:
+            bad.add(parts)
+            issues.append(Issue(service, source, json_path((*parts, "$ref")), message, "unresolved-ref"))
+    return issues, bad
+
+
+def _effective_parameters(
+    document: dict[str, Any], path_item: dict[str, Any], operation: dict[str, Any], item_parts: tuple[Any, ...]
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Path-level parameters merged with the operation's, which override them by (name, in)."""
+
+    def collect(container: dict[str, Any], parts: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+        found = []
+        params = container.get("parameters")
+        if isinstance(params, list):
+            for index, raw in enumerate(params):
+                param = _local(document, raw)
+                if isinstance(param, dict) and isinstance(param.get("name"), str) and isinstance(param.get("in"), str):
+                    found.append(((*parts, "parameters", index), param))
+        return found
+
+    operation_level = collect(operation, (*item_parts,))
+    overridden = {(p["name"], p["in"]) for _, p in operation_level}
+    path_level = [
+        (parts, p) for parts, p in collect(path_item, item_parts[:-1]) if (p["name"], p["in"]) not in overridden
+    ]
+    return path_level + operation_level
+
+
+def _parameter_issues(document: dict[str, Any], service: str, source: str, swagger2: bool) -> list[Issue]:
+    issues: list[Issue] = []
+    paths = document.get("paths")
+    if not isinstance(paths, dict):
+        return issues
+    for url, raw_item in paths.items():
+        path_item = _local(document, raw_item)
+        if not isinstance(path_item, dict):
+            continue
+        template = list(dict.fromkeys(_TEMPLATE_PARAM.findall(str(url))))
+        for method in METHODS:
+            operation = path_item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            op_parts = ("paths", url, method)
+            where = f"{method.upper()} {url}"
+            params = _effective_parameters(document, path_item, operation, op_parts)
+            if swagger2:
+                bodies = [(parts, p) for parts, p in params if p["in"] == "body"]
+                forms = [(parts, p) for parts, p in params if p["in"] == "formData"]
+                if len(bodies) > 1:
+                    names = ", ".join(repr(p["name"]) for _, p in bodies)
+                    message = f"{where} has {len(bodies)} body parameters ({names}); Swagger 2.0 allows at most one"
+                    issues.append(Issue(service, source, json_path(bodies[1][0]), message, "multiple-body"))
+                if bodies and forms:
+                    names = ", ".join(repr(p["name"]) for _, p in forms)
+                    message = (
+                        f"{where} has a body parameter ({bodies[0][1]['name']!r}) and formData parameters ({names});"
+                        " Swagger 2.0 allows one or the other"
+                    )
+                    issues.append(Issue(service, source, json_path(op_parts), message, "body-and-formdata"))
+            in_path = [(parts, p) for parts, p in params if p["in"] == "path"]
+            declared = {p["name"] for _, p in in_path}
+            for name in template:
+                if name not in declared:
+                    message = f"path template parameter {{{name}}} of {where} has no 'in: path' parameter"
+                    issues.append(Issue(service, source, json_path(op_parts), message, "path-params"))
+            for parts, param in in_path:
+                if param["name"] not in template:
+                    message = f"'in: path' parameter {param['name']!r} does not appear in the path template {url!r}"
+                    issues.append(Issue(service, source, json_path(parts), message, "path-params"))
+    return issues
+
+
+def duplicate_operation_ids(
+    specs: Mapping[str, Mapping[str, Any]], sources: Mapping[str, str] | None = None
+) -> list[Issue]:
+    """operationIds used more than once, within one service's spec or across services (in ``specs`` order).
+
+    Each repeat is an issue at its ``operationId``; the first use is not. ``sources`` names each service's file.
+    """
+    issues: list[Issue] = []
+    first: dict[str, tuple[str, str, str]] = {}
+    for service, document in specs.items():
+        source = (sources or {}).get(service, service)
+        for parts, method, url, operation in _operations(dict(document)):
+            operation_id = operation.get("operationId")
+            if not isinstance(operation_id, str):
+                continue
+            if operation_id not in first:
+                first[operation_id] = (service, method, url)
+                continue
+            other_service, other_method, other_url = first[operation_id]
+            if other_service == service:
+                message = f"operationId {operation_id!r} is already used by {other_method} {other_url}"
+            else:
+                used = f"{other_method} {other_url}"
+                message = f"operationId {operation_id!r} is also used by service {other_service!r} ({used})"
+            issues.append(Issue(service, source, json_path((*parts, "operationId")), message, "duplicate-operation-id"))
+    return issues
+
+
+# --------------------------------------------------------------------------- openapi-spec-validator
+
+
+def _drop_bad_refs(document: dict[str, Any], bad: set[tuple[Any, ...]]) -> dict[str, Any]:
+    """A copy without the ``$ref``s that would make the library open a file or URL or fail to resolve."""
+    if not bad:
+        return document
+    clean = copy.deepcopy(document)
+    drop = object()
+    for parts in bad:
+        if not parts:
+            return {key: value for key, value in clean.items() if key != "$ref"}
+        parent = clean
+        for part in parts[:-1]:
+            parent = parent[part]
+        parent[parts[-1]] = drop
+
+    def sweep(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: ({} if value is drop else sweep(value)) for key, value in node.items()}
+        if isinstance(node, list):
+            return [sweep(value) for value in node if value is not drop]
+        return node
+
+    return sweep(clean)
+
+
+class _OfflineHandler:
+    """Stands in for every URL handler of jsonschema-path: refuses instead of fetching."""
+
+    def __call__(self, uri: str) -> Any:
+        raise OSError(f"docgen validates offline: not fetching {uri}")
+
+
+class _OfflineHandlers(dict):
+    """Claims every URI scheme (so jsonschema-path never falls back to urlopen) and refuses them all."""
+
+    def __contains__(self, scheme: object) -> bool:
+        return True
+
+    def __missing__(self, scheme: str) -> _OfflineHandler:
+        return _OfflineHandler()
+
+
+_OFFLINE_HANDLERS = _OfflineHandlers()
+
+
+def _library_issues(
+    document: dict[str, Any], clean: dict[str, Any], service: str, source: str
+) -> tuple[str | None, list[Issue]]:
+    from jsonschema.exceptions import best_match
+    from openapi_spec_validator.shortcuts import get_validator_cls
+    from openapi_spec_validator.validation import exceptions as osv_errors
+
+    try:
+        cls = get_validator_cls(document)
+    except osv_errors.ValidatorDetectError:
+        message = "not a Swagger 2.0 or OpenAPI 3.x document: no valid 'swagger: \"2.0\"' or 'openapi: 3.x.y' key"
+        return None, [Issue(service, source, "$", message, "version")]
+    issues: list[Issue] = []
+    # 1. the document against the OpenAPI JSON Schema: "$ref"s are plain data here, nothing is resolved.
+    for error in cls.schema_validator.iter_errors(document):
+        shown = best_match(error.context) if error.context else error
+        message = shown.message
+        if shown.validator == "additionalProperties" and "not allowed" not in message:
+            message = f"additional properties are not allowed: {message}"
+        issues.append(Issue(service, source, json_path(shown.absolute_path), _one_line(message), "schema"))
+    # 2. the library's semantic walk (schemas, defaults, duplicate parameters) on a copy without bad refs.
+    offline = type(f"Offline{cls.__name__}", (cls,), {"resolver_handlers": _OFFLINE_HANDLERS})
+    skip = (osv_errors.DuplicateOperationIDError, osv_errors.UnresolvableParameterError)  # we report them with paths
+    try:
+        validator = offline(clean)
+        for error in validator.root_validator(validator.schema_path):
+            if isinstance(error, skip):
+                continue
+            rule = "duplicate-parameter" if isinstance(error, osv_errors.ParameterDuplicateError) else "schema"
+            issues.append(Issue(service, source, json_path(error.absolute_path), _one_line(error.message), rule))
+    except Exception as exc:  # noqa: BLE001 - a crash of the walk is one more issue, not the end of validation
+        message = f"openapi-spec-validator stopped: {type(exc).__name__}: {exc}"
+        issues.append(Issue(service, source, "$", _one_line(message), "schema"))
+    version = document.get("swagger") if "swagger" in document else document.get("openapi")
+    return str(version), issues
+
+
+def validate(document: Mapping[str, Any], *, service: str, source: str) -> list[Issue]:
+    """Every problem of one spec, offline; an empty list when it is valid."""
+    return _validate(dict(document), service, source)[1]
+
+
+def _validate(document: dict[str, Any], service: str, source: str) -> tuple[str | None, list[Issue]]:
+    ref_issues, bad = _ref_issues(document, service, source)
+    version, issues = _library_issues(document, _drop_bad_refs(document, bad), service, source)
+    issues += ref_issues
+    issues += _parameter_issues(document, service, source, swagger2=str(document.get("swagger")) == "2.0")
+    issues += duplicate_operation_ids({service: document}, {service: source})
+    return version, list(dict.fromkeys(issues))
+
+
+def validate_file(path: str | Path, service: str | None = None) -> Result:
+    """Load and validate one spec file; ``service`` defaults to the file's stem. Raises ``ConfigError``."""
+    document, source = load_spec(path)
+    service = service or Path(path).stem
+    version, issues = _validate(document, service, source)
+    return Result(service=service, source=source, version=version, issues=issues)
