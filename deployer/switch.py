@@ -63,13 +63,15 @@ def replay_plan(
     live: Iterable[Mapping[str, Any]],
     idle: Iterable[Mapping[str, Any]],
     running: set[str] | None = None,
+    idle_running: set[str] | None = None,
 ) -> tuple[list[Replay], list[str]]:
     """Which successful live deploys to replay on the idle colour, oldest first, and what is kept.
 
     ``live`` and ``idle`` are deployment records (any order). For each stack/service the newest
     record wins; when the idle colour's is newer than the live one's, the idle colour keeps it.
     ``running`` (Swarm names, ``stack_service``) limits the replay to what still runs on the live
-    cluster: a stack removed since it was deployed is not brought back.
+    cluster: a stack removed since it was deployed is not brought back. ``idle_running`` likewise:
+    a newer idle deploy is kept only while its service still runs on the idle cluster.
     """
 
     def newest(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
@@ -87,7 +89,8 @@ def replay_plan(
         if running is not None and f"{stack}_{service}" not in running:
             continue
         idle_record = idle_latest.get((stack, service))
-        if idle_record is not None and idle_record["id"] > record["id"]:
+        still_there = idle_running is None or f"{stack}_{service}" in idle_running
+        if idle_record is not None and idle_record["id"] > record["id"] and still_there:
             kept.append(f"{stack}/{service}: the idle colour has a newer deploy (#{idle_record['id']}), kept")
             continue
         chosen.setdefault(record["id"], []).append(service)
@@ -177,7 +180,8 @@ def _switch_locked(
             return report
         idle = environment.clusters[target]
         running = _running_services(environment.clusters[old], material, ctx)
-        plan, kept = replay_plan(_records(ctx, env_name, old), _records(ctx, env_name, target), running)
+        idle_running = _running_services(idle, material, ctx)  # exit 4 here when the idle cluster is down
+        plan, kept = replay_plan(_records(ctx, env_name, old), _records(ctx, env_name, target), running, idle_running)
         for line in kept:
             ctx.say(line)
         replayed = _replay(env_name, target, plan, options, material, ctx)

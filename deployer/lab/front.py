@@ -116,15 +116,25 @@ def ensure(lab_root: Path, addresses: dict[str, str], live: str, port: int) -> s
     if pid and _answering(paths):
         Runtime(str(paths.socket)).save_state(paths.state)  # admin state (after a switch) survives
         os.replace(candidate, paths.config)
-        Runtime(str(paths.socket)).reload(pid)  # waits for the new worker; resends a dropped signal
-        return "reloaded HAProxy"
+        try:
+            Runtime(str(paths.socket)).reload(pid)  # waits for the new worker; resends a dropped signal
+            return "reloaded HAProxy"
+        except DeployerError as exc:
+            # The admin state is saved already: a fresh start loads it as a reload would.
+            stop(lab_root)
+            _start(paths, haproxy)
+            return f"restarted HAProxy (reload failed: {exc})"
     if pid:
         os.kill(pid, signal.SIGKILL)
     os.replace(candidate, paths.config)
+    _start(paths, haproxy)
+    return "started HAProxy"
+
+
+def _start(paths: FrontPaths, haproxy: str) -> None:
     with open(paths.log, "ab") as log:
         subprocess.run(haproxy_argv(paths, haproxy), stdout=log, stderr=log, check=True, stdin=subprocess.DEVNULL)
     _wait_answering(paths)
-    return "started HAProxy"
 
 
 def stop(lab_root: Path) -> None:

@@ -50,3 +50,10 @@ def test_only_what_still_runs_on_the_live_colour_is_replayed() -> None:
     live = [record(1, "gone", ["web"]), record(2, "auto", ["api", "web"])]
     plan, kept = replay_plan(live, [], running={"auto_api"})
     assert [(r.deployment["id"], r.services) for r in plan] == [(2, ("api",))]
+
+
+def test_a_newer_idle_deploy_whose_service_is_gone_is_replayed_from_live() -> None:
+    live = [record(4, "auto", ["api"])]
+    idle = [record(7, "auto", ["api"])]
+    plan, kept = replay_plan(live, idle, running={"auto_api"}, idle_running=set())
+    assert [(r.deployment["id"], r.services) for r in plan] == [(4, ("api",))] and kept == []
