@@ -95,10 +95,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     lab.up()
-    env = dict(os.environ)
-    for line in lab.env_lines().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = value.strip("'")
+    env = {**os.environ, **lab.env_values()}
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     # Both tools go to the live colour's manager (a switch may have made green live).
     env["BENCH_MANAGER"] = StateClient.from_env(env).resolve("lab").manager_address

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -65,10 +64,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     lab.up()
-    env = dict(os.environ)
-    for line in lab.env_lines().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = shlex.split(value)[0]
+    env = {**os.environ, **lab.env_values()}
     url = env["AUTO_LAB_FRONT_URL"] + "/"
     common = ["--env", "lab", "--stack", "demo", "--resolve-image", "never"]
     with tempfile.TemporaryDirectory() as directory:

@@ -347,7 +347,7 @@ def _lab(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2, sort_keys=True, default=str))
         return 0 if all(_is_up(v) for v in info.values() if isinstance(v, dict)) else 3
     elif args.lab_command == "env":
-        print(lab.env_lines(), end="" if lab.env_lines().endswith("\n") else "\n")
+        print(lab.env_lines(), end="")
     return 0
 
 

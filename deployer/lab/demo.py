@@ -22,11 +22,7 @@ STACK_FILE = Path(__file__).with_name("demo-stack.yml")
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for line in lab.env_lines().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = shlex.split(value)[0]
-    return env
+    return {**os.environ, **lab.env_values()}
 
 
 def _cli(env: dict[str, str], *args: str, capture: bool = False) -> subprocess.CompletedProcess:

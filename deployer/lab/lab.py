@@ -433,17 +433,21 @@ def seed_body() -> dict[str, Any]:
     }
 
 
-def env_lines(environ: Mapping[str, str] | None = None) -> str:
-    """Shell lines pointing the deployer at the lab (``eval "$(auto-deploy lab env)"``)."""
+def env_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables that point the deployer, the switch and a load at the lab."""
     paths = LabPaths(lab_dir(environ))
-    values = {
+    return {
         "AUTO_STATE_URL": state_url(state_port(environ)),
         "AUTO_STATE_CA": str(paths.ca_cert),
         "AUTO_STATE_TOKEN_FILE": str(paths.token),
         "AUTO_DOCKER_CERT_PATH": str(paths.client),
         **front.env_values(paths.root, environ),
     }
-    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def env_lines(environ: Mapping[str, str] | None = None) -> str:
+    """Shell lines pointing the deployer at the lab (``eval "$(auto-deploy lab env)"``)."""
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env_values(environ).items())
 
 
 # --- small helpers ---------------------------------------------------------------------------------
