@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -12,6 +14,9 @@ from deployer.errors import ConfigError
 
 STACK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+DOCS_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# deploy.labels through which a service says where its docs are; recorded for `auto-docs build --from-env`.
+DOCS_LABELS = {"auto.docs.version": "version", "auto.docs.spec": "spec_url", "auto.docs.url": "docs_url"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class ComposeSet:
 
     files: tuple[ComposeFile, ...]
     services: tuple[str, ...]
+    docs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def swarm_names(self, stack: str) -> list[str]:
         """The names Swarm gives these services inside ``stack``."""
@@ -47,6 +53,7 @@ def load(paths: list[str]) -> ComposeSet:
         raise ConfigError("no compose file: pass -c FILE at least once")
     files: list[ComposeFile] = []
     services: dict[str, None] = {}
+    labels: dict[str, dict[str, str]] = {}
     for path in paths:
         try:
             text = Path(path).read_text()
@@ -69,7 +76,43 @@ def load(paths: list[str]) -> ComposeSet:
             if not isinstance(name, str) or not SERVICE_NAME.match(name):
                 raise ConfigError(f"compose file {path}: invalid service name {name!r}")
             services.setdefault(name, None)
+            # Later files override earlier ones, as `docker stack deploy -c a -c b` merges them.
+            labels.setdefault(name, {}).update(_docs_labels(section[name], path, name))
         files.append(ComposeFile(path, text))
     if not services:
         raise ConfigError(f"compose files {', '.join(paths)} define no service: nothing to deploy")
-    return ComposeSet(tuple(files), tuple(services))
+    docs = {name: _check_docs(found, name) for name, found in labels.items() if found}
+    return ComposeSet(tuple(files), tuple(services), docs)
+
+
+def _docs_labels(service: Any, path: str, name: str) -> dict[str, str]:
+    """The ``auto.docs.*`` entries of a service's ``deploy.labels`` (a mapping or a list of ``k=v``)."""
+    deploy = service.get("deploy") if isinstance(service, dict) else None
+    raw = deploy.get("labels") if isinstance(deploy, dict) else None
+    if isinstance(raw, list):
+        raw = dict(str(item).partition("=")[::2] for item in raw)
+    if not isinstance(raw, dict):
+        return {}
+    found = {}
+    for label, key in DOCS_LABELS.items():
+        if label in raw:
+            value = raw[label]
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"compose file {path}: service {name}: label {label} must be a non-empty string")
+            found[key] = value.strip()
+    return found
+
+
+def _check_docs(found: dict[str, str], name: str) -> dict[str, str]:
+    if "spec_url" not in found or "version" not in found:
+        raise ConfigError(
+            f"service {name}: auto.docs.* labels need both auto.docs.version and auto.docs.spec; add the missing one"
+        )
+    if not DOCS_VERSION.match(found["version"]):
+        raise ConfigError(f"service {name}: auto.docs.version {found['version']!r} must look like v1 or 2.0")
+    for key in ("spec_url", "docs_url"):
+        url = found.get(key)
+        if url is not None and (not url.startswith("https://") or any(ch.isspace() for ch in url) or "${" in url):
+            label = "auto.docs.spec" if key == "spec_url" else "auto.docs.url"
+            raise ConfigError(f"service {name}: label {label} must be an https:// URL, not {url!r}")
+    return found

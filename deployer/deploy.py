@@ -291,11 +291,13 @@ def _record(
         "with_registry_auth": options.with_registry_auth,
         "prune": options.prune,
     }
-    services = [
-        {"name": s.name.removeprefix(f"{stack}_"), "image": s.image, "replicas": s.desired}
-        for s in states
-        if s.phase == "converged"
-    ]
+    services = []
+    for s in states:
+        if s.phase == "converged":
+            name = s.name.removeprefix(f"{stack}_")
+            services.append({"name": name, "image": s.image, "replicas": s.desired})
+            if name in files.docs:
+                services[-1]["docs"] = dict(files.docs[name])
     try:
         ctx.state.record_deployment(
             env_name,

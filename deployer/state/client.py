@@ -46,12 +46,22 @@ AUDIT_KINDS = ("deploy", "rollback", "switch")
 
 
 @dataclass(frozen=True)
+class ServiceDocs:
+    """Where a service publishes its documentation: its API version, spec URL and docs URL (HTTPS)."""
+
+    version: str
+    spec_url: str
+    docs_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Service:
     """One Swarm service of a stack as last deployed."""
 
     name: str
     image: str
     replicas: int
+    docs: ServiceDocs | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +272,7 @@ def _parse_stack(check: _Checker, item: Any, where: str) -> Stack:
                 check.text(svc, "name", svc_where),
                 check.text(svc, "image", svc_where),
                 check.integer(svc, "replicas", svc_where, 0, 2**31 - 1, "a replica count"),
+                _parse_docs(check, svc.get("docs"), f"{svc_where}docs"),
             )
         )
     return Stack(
@@ -270,6 +281,19 @@ def _parse_stack(check: _Checker, item: Any, where: str) -> Stack:
         check.text(raw, "deployed_by", where),
         tuple(services),
     )
+
+
+def _parse_docs(check: _Checker, value: Any, where: str) -> ServiceDocs | None:
+    if value is None:
+        return None
+    raw = check.obj(value, where)
+    urls = {}
+    for key in ("spec_url", "docs_url"):
+        url = check.text(raw, key, f"{where}.") if key == "spec_url" or key in raw else None
+        if url is not None and not url.startswith("https://"):
+            check.fail(f"{where}.{key} is not an https:// URL")
+        urls[key] = url
+    return ServiceDocs(check.text(raw, "version", f"{where}."), urls["spec_url"], urls["docs_url"])
 
 
 def parse_lock(check: _Checker, value: Any, where: str = "lock") -> Lock | None:

@@ -44,6 +44,7 @@ _HANDSHAKE_TIMEOUT = 10.0
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 STACK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # Docker stack and service names
 RESULT_RE = re.compile(r"^[a-z][a-z_]{0,31}$")
+DOCS_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # a service's API version, e.g. v1
 RESOLVE_IMAGE = ("always", "changed", "never")
 MAX_TTL = 3600
 MAX_DETAIL = 64 * 1024  # bytes of an audit event's detail as JSON
@@ -348,7 +349,7 @@ def _services(value: Any) -> list[dict[str, Any]]:
     services = []
     for index, item in enumerate(value):
         what = f"services[{index}]"
-        item = _fields(item, what, ("name", "image", "replicas"))
+        item = _fields(item, what, ("name", "image", "replicas"), ("docs",))
         name = _text(item["name"], f"{what}.name", 63, pattern=STACK_RE)
         if name in seen:
             _bad(f"services lists {name!r} twice")
@@ -357,8 +358,30 @@ def _services(value: Any) -> list[dict[str, Any]]:
         if any(ch.isspace() for ch in image):
             _bad(f"{what}.image must not contain whitespace")
         replicas = _int(item["replicas"], f"{what}.replicas", 0, 10000)
-        services.append({"name": name, "image": image, "replicas": replicas})
+        record: dict[str, Any] = {"name": name, "image": image, "replicas": replicas}
+        if item.get("docs") is not None:
+            record["docs"] = _docs(item["docs"], f"{what}.docs")
+        services.append(record)
     return services
+
+
+def _https_url(value: Any, what: str) -> str:
+    url = _text(value, what, 2048)
+    if not url.startswith("https://") or any(ch.isspace() for ch in url):
+        _bad(f"{what} must be an https:// URL without spaces")
+    return url
+
+
+def _docs(value: Any, what: str) -> dict[str, str]:
+    """Where a service publishes its documentation: what ``auto-docs build --from-env`` fetches."""
+    item = _fields(value, what, ("version", "spec_url"), ("docs_url",))
+    docs = {
+        "version": _text(item["version"], f"{what}.version", 63, pattern=DOCS_VERSION_RE),
+        "spec_url": _https_url(item["spec_url"], f"{what}.spec_url"),
+    }
+    if item.get("docs_url") is not None:
+        docs["docs_url"] = _https_url(item["docs_url"], f"{what}.docs_url")
+    return docs
 
 
 def _compose(value: Any) -> list[dict[str, str]]:

@@ -153,7 +153,14 @@ def test_client_and_server_exchanges_follow_the_contract(contract: dict[str, Any
             "lab",
             colour="green",
             stack="shared",
-            services=[{"name": "web", "image": "auto-lab/web:1", "replicas": 2}],
+            services=[
+                {
+                    "name": "web",
+                    "image": "auto-lab/web:1",
+                    "replicas": 2,
+                    "docs": {"version": "v1", "spec_url": "https://web.example/openapi.json"},
+                }
+            ],
             compose=[{"file": "docker-compose.yml", "content": "services: {}\n"}],
             result="succeeded",
             actor="alice",

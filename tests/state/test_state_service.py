@@ -17,7 +17,7 @@ from deployer.errors import (
     StateConflictError,
     UnknownEnvironmentError,
 )
-from deployer.state.client import Cluster, Environment, Service, StateClient
+from deployer.state.client import Cluster, Environment, Service, ServiceDocs, StateClient
 from deployer.state.server import make_server
 
 # ---- create / get / list
@@ -273,6 +273,27 @@ def test_deployments_merge_into_shared_stack(lab: StateClient) -> None:
     )
 
 
+def test_service_docs_are_kept_with_the_stack(lab: StateClient) -> None:
+    docs = {"version": "v2", "spec_url": "https://web.example/openapi.json", "docs_url": "https://web.example/d.md"}
+    lab.record_deployment(
+        "lab",
+        colour="blue",
+        stack="shared",
+        services=[
+            {"name": "web", "image": "w:1", "replicas": 1, "docs": docs},
+            {"name": "db", "image": "d", "replicas": 1},
+        ],
+        compose=[],
+        result="succeeded",
+        actor="alice",
+    )
+    (stack,) = lab.get_environment("lab").clusters["blue"].stacks
+    assert stack.services == (
+        Service("db", "d", 1),
+        Service("web", "w:1", 1, ServiceDocs("v2", "https://web.example/openapi.json", "https://web.example/d.md")),
+    )
+
+
 def test_deployments_listing(lab: StateClient) -> None:
     a = _deploy(lab, "blue", "demo", [("web", "w:1", 1)])
     b = _deploy(lab, "green", "demo", [("web", "w:2", 1)])
@@ -308,6 +329,18 @@ def test_deployments_listing(lab: StateClient) -> None:
         ({"stack": "bad stack"}, "stack 'bad stack' does not match"),
         ({"compose": [{"file": "x.yml"}]}, "compose[0] is missing 'content'"),
         ({"result": "Succeeded!"}, "result 'Succeeded!' does not match"),
+        (
+            {"services": [{"name": "web", "image": "w:1", "replicas": 1, "docs": {"version": "v1"}}]},
+            "services[0].docs is missing 'spec_url'",
+        ),
+        (
+            {
+                "services": [
+                    {"name": "w", "image": "w:1", "replicas": 1, "docs": {"version": "v1", "spec_url": "http://w/x"}}
+                ]
+            },
+            "services[0].docs.spec_url must be an https:// URL",
+        ),
     ],
 )
 def test_deployment_validation(lab: StateClient, overrides: dict[str, Any], message: str) -> None:

@@ -52,3 +52,43 @@ def test_no_file() -> None:
 def test_bad_stack_names(stack) -> None:
     with pytest.raises(ConfigError, match="invalid stack name"):
         compose.check_stack_name(stack)
+
+
+def test_docs_labels_are_read_and_later_files_win(tmp_path) -> None:
+    a = write(
+        tmp_path,
+        "a.yml",
+        "services:\n  web:\n    image: x\n    deploy:\n      labels:\n"
+        "        auto.docs.version: v1\n        auto.docs.spec: https://web.example/openapi.json\n"
+        "        team: shop\n  worker: {image: y}\n",
+    )
+    b = write(
+        tmp_path,
+        "b.yml",
+        "services:\n  web:\n    deploy:\n      labels:\n"
+        "        - auto.docs.version=v2\n        - auto.docs.url=https://web.example/docs.tar.gz\n",
+    )
+    loaded = compose.load([a, b])
+    assert loaded.docs == {
+        "web": {
+            "version": "v2",
+            "spec_url": "https://web.example/openapi.json",
+            "docs_url": "https://web.example/docs.tar.gz",
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ("auto.docs.version: v1", "need both auto.docs.version and auto.docs.spec; add the missing one"),
+        ("auto.docs.version: v1\n        auto.docs.spec: http://web/x.json", "must be an https:// URL, not"),
+        ("auto.docs.version: 'v 1'\n        auto.docs.spec: https://web/x.json", "must look like v1 or 2.0"),
+        ("auto.docs.version: ''", "label auto.docs.version must be a non-empty string"),
+    ],
+)
+def test_bad_docs_labels_fail_before_deploying(tmp_path, labels, message) -> None:
+    path = write(tmp_path, "c.yml", f"services:\n  web:\n    image: x\n    deploy:\n      labels:\n        {labels}\n")
+    with pytest.raises(ConfigError) as err:
+        compose.load([path])
+    assert message in str(err.value)
