@@ -1,23 +1,35 @@
 """``auto-docs``: the command line. The library raises; only this module prints and exits.
 
-Exit codes: 0 every spec is valid; 2 bad input (missing or unparsable file, bad command line);
-3 at least one spec has issues.
+Exit codes: 0 success (``build``/``merge``: also with quarantined services, reported as warnings);
+2 bad input (missing or unparsable file or manifest, bad command line); 3 a spec has issues
+(``validate``), or anything ``--strict`` refuses; 4 the environment-state service could not be asked;
+5 the site build failed (the previous site is left as it was).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
-from docgen.errors import EXIT_BAD_INPUT, EXIT_INVALID_SPEC, EXIT_OK, DocgenError
+from docgen.environment import entries_from_environment, state_client_from
+from docgen.errors import EXIT_BAD_INPUT, EXIT_INVALID_SPEC, EXIT_OK, ConfigError, DocgenError
+from docgen.manifest import Manifest, check_unique, load_manifest
+from docgen.portal import gather, publish_site, summary_line, write_atomic
+from docgen.sources import Fetcher
 from docgen.validate import Result, duplicate_operation_ids, load_spec, validate_file
 
 EXIT_CODES_HELP = """exit codes:
-  0  every spec is valid
-  2  bad input: a missing or unparsable file, a bad command line
-  3  at least one spec has issues"""
+  0  success; build and merge also succeed with quarantined services (reported as warnings)
+  2  bad input: a missing or unparsable file or manifest, a bad command line
+  3  validate: at least one spec has issues; build/merge --strict: a quarantined service,
+     scrubbed text or a warning
+  4  the environment-state service (--from-env) could not be asked; nothing was written
+  5  the site build failed; the previous site was left as it was"""
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -44,6 +56,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("specs", nargs="+", metavar="SPEC", help="Swagger 2.0 / OpenAPI 3.0 / 3.1 file, JSON or YAML")
     p.add_argument("--json", action="store_true", help="print a JSON list of results on stdout")
+    for name, help_text in (
+        ("build", "validate, merge and build the Sphinx site (GitLab Pages) from a manifest or an environment"),
+        ("merge", "validate and merge every service's spec into one OpenAPI 3.1 document"),
+    ):
+        p = sub.add_parser(
+            name, help=help_text, epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        source = p.add_argument_group("input (at least one)")
+        source.add_argument(
+            "--manifest", metavar="FILE", help="services.yml, or a service's own auto-service.yml (one-service portal)"
+        )
+        source.add_argument(
+            "--from-env",
+            metavar="ENV",
+            help="document the live services of ENV, as the environment-state service lists them (AUTO_STATE_URL, "
+            "AUTO_STATE_CA); with --manifest, its title, guide and scrub rules apply too",
+        )
+        if name == "build":
+            p.add_argument("--out", default="public", metavar="DIR", help="the site's folder (default: public)")
+        else:
+            p.add_argument("--out", required=True, metavar="FILE", help="the merged spec: .json, .yaml or .yml")
+        p.add_argument(
+            "--strict", action="store_true", help="exit 3 on any quarantined service, scrubbed text or warning"
+        )
+        p.add_argument("--json-report", metavar="FILE", help="write every service's result as JSON")
+        p.add_argument(
+            "--cache", default=".auto-docs-cache", metavar="DIR", help="content-hash cache (default: .auto-docs-cache)"
+        )
+        p.add_argument("--no-cache", action="store_true", help="validate everything again (the cache is not read)")
+        p.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: one per core)")
+        p.add_argument("--ca-file", metavar="PEM", help="CA bundle for fetching https:// docs and specs")
     return parser
 
 
@@ -81,13 +124,75 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_INVALID_SPEC
 
 
+def _manifest(args: argparse.Namespace) -> tuple[Manifest, list[str]]:
+    if not args.manifest and not args.from_env:
+        raise ConfigError("nothing to build: pass --manifest services.yml or --from-env ENV")
+    manifest = load_manifest(args.manifest) if args.manifest else None
+    if not args.from_env:
+        assert manifest is not None
+        return manifest, []
+    client = state_client_from(os.environ)
+    entries, notes = entries_from_environment(args.from_env, client)
+    if not entries:
+        raise ConfigError(f"environment {args.from_env}: no live service has auto.docs.* labels; nothing to document")
+    services = [*(manifest.services if manifest else ()), *entries]
+    check_unique(services, args.manifest or f"environment {args.from_env}")
+    base = manifest or Manifest(f"{args.from_env} services", "", None, "/", (), (), f"environment {args.from_env}")
+    return replace(base, services=tuple(services)), notes
+
+
+def _build(args: argparse.Namespace) -> int:
+    if args.jobs < 0:
+        raise ConfigError("--jobs must be 0 (one per core) or more")
+    out = Path(args.out)
+    if args.command == "merge" and out.suffix.lower() not in (".json", ".yaml", ".yml"):
+        raise ConfigError(f"--out {out}: name the merged spec .json, .yaml or .yml")
+    manifest, notes = _manifest(args)
+    cache_dir = Path(args.cache)
+    fetcher = Fetcher(ca_file=args.ca_file)
+    jobs = args.jobs or os.cpu_count() or 1
+    portal = gather(manifest, fetcher=fetcher, cache_dir=None if args.no_cache else cache_dir, jobs=jobs)
+    portal.warnings += notes
+    print(summary_line(portal), file=sys.stderr)
+    refused = portal.strict_failures()
+    for line in [*refused, *portal.warnings]:
+        print(f"warning: {_one_line(line)}", file=sys.stderr)
+    code = EXIT_OK
+    if args.strict and refused:
+        print(f"Error: --strict: {len(refused)} problem(s) above; nothing was published", file=sys.stderr)
+        code = EXIT_INVALID_SPEC
+    elif args.command == "merge":
+        write_atomic(out, dump_spec(portal.merged, out.suffix.lower()))
+        print(f"merged spec written to {out}", file=sys.stderr)
+    else:
+        publish_site(portal, out, cache_dir=cache_dir, jobs=jobs)
+        for line in portal.site.warnings:
+            print(f"warning: sphinx: {_one_line(line)}", file=sys.stderr)
+        print(f"site written to {out}/ ({portal.site.docs_read} page(s) rebuilt)", file=sys.stderr)
+    if args.json_report:
+        report = portal.report()
+        report["exit_code"] = code
+        write_atomic(Path(args.json_report), (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
+    return code
+
+
+def dump_spec(document: dict, suffix: str) -> bytes:
+    """The merged spec as JSON or YAML bytes."""
+    if suffix == ".json":
+        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(document, Dumper=dumper, sort_keys=False, allow_unicode=True).encode()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``auto-docs``; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "validate":
             return _validate(args)
-        raise AssertionError(args.command)
+        return _build(args)
     except DocgenError as exc:
         print(f"Error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -27,3 +27,13 @@ class InvalidSpecError(DocgenError):
     """A spec was read but is not valid (see the issues)."""
 
     exit_code = EXIT_INVALID_SPEC
+
+
+EXIT_UNAVAILABLE = 4  # the environment-state service could not be asked (nothing was built)
+EXIT_SITE_FAILED = 5  # the Sphinx build failed; the previous site was left as it was
+
+
+class UnavailableError(DocgenError):
+    """The environment-state service (for ``--from-env``) could not be reached or gave a bad answer."""
+
+    exit_code = EXIT_UNAVAILABLE

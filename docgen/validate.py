@@ -132,14 +132,22 @@ def load_spec(path: str | Path) -> tuple[dict[str, Any], str]:
     """Read a JSON or YAML spec; returns ``(document, source)``. Raises ``ConfigError`` (one line)."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {source}: {exc.strerror or exc}") from None
-    if Path(path).suffix.lower() == ".json":
+    return parse_spec(data, source), source
+
+
+def parse_spec(data: bytes, source: str) -> dict[str, Any]:
+    """Parse a spec's bytes: JSON when ``source`` ends in .json or the text starts with ``{``, else YAML."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    text = text.removeprefix("\ufeff")
+    if source.lower().endswith(".json") or text.lstrip().startswith("{"):
         try:
             document = json.loads(text, object_pairs_hook=_reject_duplicates)
         except json.JSONDecodeError as exc:
@@ -159,7 +167,7 @@ def load_spec(path: str | Path) -> tuple[dict[str, Any], str]:
     if not isinstance(document, dict):
         kind = "empty" if document is None else f"a {type(document).__name__}"
         raise ConfigError(f"{source}: not a Swagger/OpenAPI document (the top level is {kind}, not a mapping)")
-    return document, source
+    return document
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,0 +1,64 @@
+"""``--from-env ENV``: the services running in an environment, as the environment-state service records them.
+
+The deployer records, for every service whose compose file carries ``auto.docs.*`` labels, where the
+service publishes its spec and docs. The live colour's services are the ones documented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from docgen.errors import ConfigError, UnavailableError
+from docgen.manifest import SERVICE_NAME, ServiceEntry
+
+
+def entries_from_environment(environment: str, client: object) -> tuple[list[ServiceEntry], list[str]]:
+    """The live colour's documented services, and a warning for each running service that has no docs."""
+    from deployer.errors import ConfigError as DeployerConfigError
+    from deployer.errors import DeployerError
+
+    try:
+        env = client.get_environment(environment)  # type: ignore[attr-defined]
+    except DeployerConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    except DeployerError as exc:  # unavailable, refused, an answer that breaks the contract
+        raise UnavailableError(str(exc)) from None
+    live = env.clusters[env.live_colour]
+    entries: list[ServiceEntry] = []
+    warnings: list[str] = []
+    seen: dict[str, str] = {}
+    for stack in live.stacks:
+        for service in stack.services:
+            where = f"environment {environment} ({env.live_colour}), stack {stack.name}"
+            if service.docs is None:
+                warnings.append(f"{stack.name}/{service.name}: no auto.docs.* labels, not documented")
+                continue
+            if not SERVICE_NAME.match(service.name):
+                warnings.append(f"{stack.name}/{service.name}: not usable as a URL segment, skipped")
+                continue
+            if service.name in seen:
+                warnings.append(f"{stack.name}/{service.name}: also in stack {seen[service.name]}, skipped")
+                continue
+            seen[service.name] = stack.name
+            entries.append(
+                ServiceEntry(
+                    name=service.name,
+                    version=service.docs.version,
+                    title=service.name,
+                    docs=service.docs.docs_url,
+                    spec=service.docs.spec_url,
+                    origin=where,
+                )
+            )
+    return entries, warnings
+
+
+def state_client_from(environ: Mapping[str, str]) -> object:
+    """A state client from AUTO_STATE_URL and friends (the same variables ``auto-deploy`` reads)."""
+    from deployer.errors import DeployerError
+    from deployer.state.client import StateClient
+
+    try:
+        return StateClient.from_env(environ)
+    except DeployerError as exc:
+        raise ConfigError(str(exc)) from None

@@ -1,0 +1,224 @@
+"""What the portal is built from: a ``services.yml`` manifest, a service's own descriptor, or an environment.
+
+A manifest::
+
+    title: AUTO platform            # optional
+    description: ...                # optional, shown on the home page
+    guide: guide/                   # optional: a folder of Markdown, the platform guide
+    gateway: https://api.example    # optional: the merged spec's server URL (default "/")
+    scrub:                          # optional: removed or replaced in published Markdown and specs
+      - {name: internal-hosts, pattern: '[a-z0-9.-]+\\.corp\\.example', replace: internal-host}
+    services:
+      - {name: orders, version: v1, docs: orders/docs, spec: orders/openapi.yaml, deprecated_aliases: true}
+      - {descriptor: ../billing/auto-service.yml}
+
+A service descriptor (``auto-service.yml`` at the root of a service project, written by the service
+template) holds one service entry: ``name``, ``version``, ``title``, ``docs``, ``spec``,
+``deprecated_aliases``. Relative paths are relative to the file that names them; ``docs`` and ``spec``
+may also be ``https://`` URLs. Everything is checked before anything is read or fetched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from docgen.errors import ConfigError
+
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+DESCRIPTOR_NAME = "auto-service.yml"
+_SERVICE_KEYS = {"name", "version", "title", "docs", "spec", "deprecated_aliases"}
+_MANIFEST_KEYS = {"title", "description", "guide", "gateway", "scrub", "services"}
+
+
+@dataclass(frozen=True)
+class ScrubRule:
+    """A pattern removed (or replaced) wherever it appears in published text."""
+
+    name: str
+    pattern: re.Pattern[str]
+    replace: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    """One service of the portal: where its docs and spec are (a local path or an https URL)."""
+
+    name: str
+    version: str
+    title: str
+    docs: str | None
+    spec: str | None
+    deprecated_aliases: bool = False
+    origin: str = ""  # the manifest, descriptor or environment that named it
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The whole portal's input."""
+
+    title: str
+    description: str
+    guide: Path | None
+    gateway: str
+    scrub: tuple[ScrubRule, ...]
+    services: tuple[ServiceEntry, ...]
+    source: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist: check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or 'parse error'}") from None
+
+
+def _text(value: Any, where: str, key: str, *, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: '{key}' must be a non-empty string")
+    return value.strip()
+
+
+def _location(value: str | None, base: Path) -> str | None:
+    """A URL stays a URL (https only); anything else is a path relative to ``base``."""
+    if value is None:
+        return None
+    if "://" in value:
+        if not value.startswith("https://"):
+            raise ConfigError(f"{value!r}: only https:// URLs are fetched; use https or a local path")
+        return value
+    return str((base / value).resolve())
+
+
+def service_entry(raw: Any, where: str, base: Path, origin: str) -> ServiceEntry:
+    """Check one service entry (from a manifest or a descriptor) and resolve its paths against ``base``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a service must be a mapping with name, version, docs and spec")
+    unknown = sorted(set(raw) - _SERVICE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(_SERVICE_KEYS))})")
+    name = _text(raw.get("name"), where, "name")
+    assert name is not None
+    if not SERVICE_NAME.match(name):
+        raise ConfigError(f"{where}: name {name!r} must be lower-case letters, digits and '-' (it is a URL segment)")
+    version = str(raw.get("version")) if isinstance(raw.get("version"), int | float) else raw.get("version")
+    version = _text(version, where, "version")
+    assert version is not None
+    if not VERSION.match(version):
+        raise ConfigError(f"{where}: version {version!r} must look like v1 or 2.0 (it is a URL segment)")
+    docs = _location(_text(raw.get("docs"), where, "docs", required=False), base)
+    spec = _location(_text(raw.get("spec"), where, "spec", required=False), base)
+    if docs is None and spec is None:
+        raise ConfigError(f"{where}: service {name} has neither docs nor spec: give at least one")
+    aliases = raw.get("deprecated_aliases", False)
+    if not isinstance(aliases, bool):
+        raise ConfigError(f"{where}: deprecated_aliases must be true or false")
+    title = _text(raw.get("title", name), where, "title")
+    assert title is not None
+    return ServiceEntry(name, version, title, docs, spec, aliases, origin)
+
+
+def load_descriptor(path: str | Path) -> ServiceEntry:
+    """A service project's own ``auto-service.yml``."""
+    path = Path(path)
+    raw = _read_yaml(path, "service descriptor")
+    return service_entry(raw, str(path), path.resolve().parent, str(path))
+
+
+def _scrub_rules(raw: Any, where: str) -> tuple[ScrubRule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: 'scrub' must be a list of {{name, pattern, replace}}")
+    rules = []
+    for index, item in enumerate(raw):
+        at = f"{where}: scrub[{index}]"
+        if not isinstance(item, dict) or set(item) - {"name", "pattern", "replace"}:
+            raise ConfigError(f"{at} must be a mapping with name, pattern and optional replace")
+        name = _text(item.get("name"), at, "name")
+        pattern = _text(item.get("pattern"), at, "pattern")
+        replace = item.get("replace", "")
+        if not isinstance(replace, str):
+            raise ConfigError(f"{at}: 'replace' must be a string")
+        try:
+            compiled = re.compile(pattern)  # type: ignore[arg-type]
+        except re.error as exc:
+            raise ConfigError(f"{at}: pattern is not a valid regular expression: {exc}") from None
+        if compiled.search(""):
+            raise ConfigError(f"{at}: pattern matches the empty string; make it match something")
+        rules.append(ScrubRule(name, compiled, replace))  # type: ignore[arg-type]
+    return tuple(rules)
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and check ``services.yml`` (or a single service's ``auto-service.yml``)."""
+    path = Path(path)
+    raw = _read_yaml(path, "manifest")
+    where = str(path)
+    base = path.resolve().parent
+    if isinstance(raw, dict) and "services" not in raw and "name" in raw:
+        entry = service_entry(raw, where, base, where)  # a service descriptor: a portal of one service
+        return Manifest(entry.title, "", None, "/", (), (entry,), where)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a manifest is a mapping with a 'services' list")
+    unknown = sorted(set(raw) - _MANIFEST_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(_MANIFEST_KEYS))})")
+    services_raw = raw.get("services")
+    if not isinstance(services_raw, list) or not services_raw:
+        raise ConfigError(f"{where}: 'services' must be a non-empty list")
+    services: list[ServiceEntry] = []
+    for index, item in enumerate(services_raw):
+        at = f"{where}: services[{index}]"
+        if isinstance(item, dict) and "descriptor" in item:
+            if set(item) != {"descriptor"}:
+                raise ConfigError(f"{at}: an entry with 'descriptor' takes no other key")
+            descriptor = _text(item["descriptor"], at, "descriptor")
+            services.append(load_descriptor(base / descriptor))  # type: ignore[operator]
+        else:
+            services.append(service_entry(item, at, base, where))
+    check_unique(services, where)
+    guide = _text(raw.get("guide"), where, "guide", required=False)
+    guide_path = (base / guide).resolve() if guide else None
+    if guide_path is not None and not guide_path.is_dir():
+        raise ConfigError(f"{where}: guide folder {guide_path} does not exist")
+    gateway = _text(raw.get("gateway", "/"), where, "gateway") or "/"
+    if gateway != "/" and not re.match(r"^(https://[^\s]+|/[^\s]*)$", gateway):
+        raise ConfigError(f"{where}: gateway must be an https:// URL or a path starting with '/'")
+    return Manifest(
+        title=_text(raw.get("title", "AUTO platform"), where, "title") or "",
+        description=_text(raw.get("description"), where, "description", required=False) or "",
+        guide=guide_path,
+        gateway=gateway,
+        scrub=_scrub_rules(raw.get("scrub"), where),
+        services=tuple(services),
+        source=where,
+    )
+
+
+def check_unique(services: list[ServiceEntry], where: str) -> None:
+    """Two services with one name would publish over each other's route and pages."""
+    seen: dict[str, str] = {}
+    for entry in services:
+        if entry.name in seen:
+            raise ConfigError(
+                f"{where}: service {entry.name!r} is listed twice ({seen[entry.name]} and {entry.origin}); keep one"
+            )
+        seen[entry.name] = entry.origin

@@ -1,0 +1,357 @@
+"""Build the portal in stages: read → validate (quarantine the broken) → merge → render → publish.
+
+Each service's spec work (parse, validate, scrub, convert and route into its fragment of the merged
+reference) is keyed by a content hash and cached, and runs in parallel worker processes on a miss,
+so a rebuild after one service changed validates only that service. Nothing is written to the output
+until everything before it succeeded; the site itself is published by a directory swap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from docgen.errors import ConfigError
+from docgen.manifest import Manifest, ScrubRule, ServiceEntry
+from docgen.scrub import Removal, scrub_markdown, scrub_spec
+from docgen.sources import Fetcher, ServiceSource, docs_from_folder, read_all
+from docgen.validate import SEVERITY_ERROR, Issue, parse_spec
+
+# Bump when what a cached entry holds changes meaning (validation rules, merge output).
+CACHE_FORMAT = "docgen-cache-1"
+MAX_REASONS = 5
+
+
+def _digest(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
+@dataclass
+class ServiceResult:
+    """Everything the build learned about one service."""
+
+    entry: ServiceEntry
+    status: str = "published"  # published | quarantined | docs-only
+    spec_version: str | None = None
+    issues: list[Issue] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    removals: list[Removal] = field(default_factory=list)
+    fragment: dict[str, Any] | None = None
+    docs: dict[str, bytes] = field(default_factory=dict)
+    cached: bool = False
+    key: str = ""
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the API reference is missing, one line each (shown on the site)."""
+        lines = list(self.problems)
+        errors = [i for i in self.issues if i.severity == SEVERITY_ERROR]
+        if errors:
+            lines.append(f"the spec has {len(errors)} validation error(s):")
+            lines += [f"{i.path}: {i.message} [{i.rule}]" for i in errors[:MAX_REASONS]]
+            if len(errors) > MAX_REASONS:
+                lines.append(f"... and {len(errors) - MAX_REASONS} more (see the JSON report)")
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        e = self.entry
+        return {
+            "name": e.name,
+            "version": e.version,
+            "title": e.title,
+            "origin": e.origin,
+            "status": self.status,
+            "spec_version": self.spec_version,
+            "cached": self.cached,
+            "problems": self.problems,
+            "issues": [i.as_dict() for i in self.issues],
+            "warnings": self.warnings,
+            "scrubbed": [r.as_dict() for r in self.removals],
+        }
+
+
+# --------------------------------------------------------------------------- per-service spec work
+
+
+def spec_key(entry: ServiceEntry, spec: bytes, rules: Sequence[ScrubRule]) -> str:
+    """The cache key of one service's spec work: everything its result depends on."""
+    rules_id = json.dumps([(r.name, r.pattern.pattern, r.replace) for r in rules])
+    return _digest(CACHE_FORMAT, entry.name, entry.version, str(entry.deprecated_aliases), rules_id, spec)
+
+
+def process_spec(
+    name: str, version: str, aliases: bool, spec: bytes, spec_name: str, rules: Sequence[ScrubRule]
+) -> dict[str, Any]:
+    """Parse, validate, scrub and route one spec; a JSON-ready dict (this is what the cache holds)."""
+    from docgen.merge import ServiceSpec, fragment  # in the worker: keep the parent's start-up light
+    from docgen.validate import _validate
+
+    try:
+        document = parse_spec(spec, spec_name or "openapi.json")
+    except ConfigError as exc:
+        return {"version": None, "issues": [], "problems": [f"spec not readable: {exc}"], "fragment": None}
+    spec_version, issues = _validate(document, name, spec_name)
+    result: dict[str, Any] = {
+        "version": spec_version,
+        "issues": [i.as_dict() for i in issues],
+        "problems": [],
+        "fragment": None,
+        "removals": [],
+    }
+    if not any(i.severity == SEVERITY_ERROR for i in issues):
+        scrubbed, removals = scrub_spec(name, document, rules)
+        result["removals"] = [r.as_dict() for r in removals]
+        try:
+            result["fragment"] = fragment(ServiceSpec(name, version, scrubbed, aliases))
+        except Exception as exc:  # noqa: BLE001 - one spec the converter cannot handle is quarantined, not fatal
+            result["problems"].append(f"spec could not be converted: {type(exc).__name__}: {exc}")
+    return result
+
+
+def _process_args(source: ServiceSource, rules: Sequence[ScrubRule]) -> tuple[Any, ...]:
+    e = source.entry
+    return (e.name, e.version, e.deprecated_aliases, source.spec, source.spec_name, tuple(rules))
+
+
+def _process_star(args: tuple[Any, ...]) -> dict[str, Any]:
+    return process_spec(*args)
+
+
+class Cache:
+    """Content-addressed JSON files under one folder; a corrupt or unreadable entry is a miss."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+
+    def get(self, kind: str, key: str) -> Any:
+        if self.root is None:
+            return None
+        try:
+            return json.loads((self.root / kind / f"{key}.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, kind: str, key: str, value: Any) -> None:
+        if self.root is None:
+            return
+        folder = self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / f"{key}.json", json.dumps(value, separators=(",", ":")).encode())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file and a rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def process_specs(
+    sources: Sequence[ServiceSource], rules: Sequence[ScrubRule], cache: Cache, jobs: int
+) -> list[ServiceResult]:
+    """Validate and route every service's spec, from the cache where the content is unchanged."""
+    results = [ServiceResult(s.entry, problems=list(s.problems)) for s in sources]
+    todo: list[int] = []
+    for index, source in enumerate(sources):
+        result = results[index]
+        if source.spec is None:
+            result.status = "docs-only" if source.entry.spec is None else "quarantined"
+            continue
+        result.key = spec_key(source.entry, source.spec, rules)
+        cached = cache.get("specs", result.key)
+        if cached is not None:
+            _apply(result, cached)
+            result.cached = True
+        else:
+            todo.append(index)
+    args = [_process_args(sources[i], rules) for i in todo]
+    if len(todo) > 1 and jobs > 1:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
+            outputs = list(pool.map(_process_star, args, chunksize=1))
+    else:
+        outputs = [_process_star(a) for a in args]
+    for index, output in zip(todo, outputs, strict=True):
+        cache.put("specs", results[index].key, output)
+        _apply(results[index], output)
+    return results
+
+
+def _apply(result: ServiceResult, output: dict[str, Any]) -> None:
+    result.spec_version = output["version"]
+    result.issues = [Issue(**i) for i in output["issues"]]
+    result.problems += output["problems"]
+    result.removals = [Removal(**r) for r in output.get("removals", [])]
+    result.fragment = output["fragment"]
+    result.warnings += [str(i) for i in result.issues if i.severity != SEVERITY_ERROR]
+    if result.fragment is None:
+        result.status = "quarantined"
+
+
+# --------------------------------------------------------------------------- the whole portal
+
+
+@dataclass
+class PortalBuild:
+    """The outcome of a build (or of a merge only)."""
+
+    manifest: Manifest
+    services: list[ServiceResult]
+    merged: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    site: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> list[ServiceResult]:
+        return [s for s in self.services if s.status == "quarantined"]
+
+    @property
+    def removals(self) -> list[Removal]:
+        return [r for s in self.services for r in s.removals]
+
+    def strict_failures(self) -> int:
+        """What ``--strict`` fails on: quarantined services, scrubbed text, warnings."""
+        return (
+            len(self.quarantined)
+            + len(self.removals)
+            + len(self.warnings)
+            + sum(len(s.warnings) for s in self.services)
+        )
+
+    def report(self) -> dict[str, Any]:
+        """The ``--json-report``: every service's result."""
+        operations = sum(1 for item in self.merged.get("paths", {}).values() for key in item if key in _METHODS)
+        return {
+            "title": self.manifest.title,
+            "source": self.manifest.source,
+            "services": [s.as_dict() for s in self.services],
+            "summary": {
+                "services": len(self.services),
+                "published": sum(s.status == "published" for s in self.services),
+                "quarantined": len(self.quarantined),
+                "docs_only": sum(s.status == "docs-only" for s in self.services),
+                "scrubbed": sum(r.count for r in self.removals),
+                "operations": operations,
+            },
+            "warnings": self.warnings,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def merge_services(manifest: Manifest, results: list[ServiceResult], cache: Cache) -> dict[str, Any]:
+    """The platform's one OpenAPI 3.1 document from the published services' fragments (cached as a whole)."""
+    from docgen.merge import combine
+
+    published = [r for r in results if r.status == "published" and r.fragment is not None]
+    servers = [{"url": manifest.gateway}]
+    key = _digest(
+        CACHE_FORMAT,
+        manifest.title,
+        manifest.description,
+        manifest.gateway,
+        *[r.key or r.entry.name for r in published],
+    )
+    cached = cache.get("merged", key)
+    if cached is None:
+        merged = combine(
+            [r.fragment for r in published],  # type: ignore[misc]
+            title=manifest.title,
+            version="1.0.0",
+            description=manifest.description,
+            servers=servers,
+        )
+        cached = {"document": merged.document, "renamed": [list(t) for t in merged.renamed_operation_ids]}
+        cache.put("merged", key, cached)
+    by_name = {r.entry.name: r for r in published}
+    for service, old, new in cached["renamed"]:
+        note = f"{service}: operationId {old!r} is already used by another service; published as {new!r}"
+        by_name[service].warnings.append(note)
+    return cached["document"]
+
+
+def gather(
+    manifest: Manifest, *, fetcher: Fetcher | None = None, cache_dir: Path | None = None, jobs: int | None = None
+) -> PortalBuild:
+    """Read, validate, scrub and merge every service: everything but the site."""
+    import time
+
+    jobs = jobs or os.cpu_count() or 1
+    cache = Cache(cache_dir)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    sources = read_all(manifest.services, fetcher or Fetcher())
+    timings["read"] = time.perf_counter() - started
+    started = time.perf_counter()
+    results = process_specs(sources, manifest.scrub, cache, jobs)
+    timings["validate"] = time.perf_counter() - started
+    for source, result in zip(sources, results, strict=True):
+        result.docs, removals = scrub_markdown(source.entry.name, source.docs, manifest.scrub)
+        result.removals += removals
+        if source.entry.docs is not None and not source.docs and not source.problems:
+            result.warnings.append(f"{source.entry.name}: the docs folder holds no Markdown page")
+    started = time.perf_counter()
+    merged = merge_services(manifest, results, cache)
+    timings["merge"] = time.perf_counter() - started
+    return PortalBuild(manifest, results, merged, timings=timings)
+
+
+def publish_site(portal: PortalBuild, out_dir: Path, *, cache_dir: Path, jobs: int | None = None) -> PortalBuild:
+    """Render and build the Sphinx site into ``out_dir`` (replaced only when the build succeeded)."""
+    import time
+
+    from docgen.site import Portal, ServicePage, build_site, render_sources
+
+    manifest = portal.manifest
+    guide = docs_from_folder(manifest.guide) if manifest.guide else {}
+    pages = [
+        ServicePage(
+            name=r.entry.name,
+            version=r.entry.version,
+            title=r.entry.title,
+            docs=r.docs,
+            api=r.fragment if r.status == "published" else None,
+            quarantine=r.reasons if r.status == "quarantined" else [],
+            source=r.entry.origin,
+        )
+        for r in portal.services
+    ]
+    started = time.perf_counter()
+    sources = render_sources(Portal(manifest.title, guide, pages, portal.merged))
+    portal.timings["render"] = time.perf_counter() - started
+    started = time.perf_counter()
+    portal.site = build_site(sources, cache_dir / "site", out_dir, jobs=jobs or os.cpu_count() or 1)
+    portal.timings["sphinx"] = time.perf_counter() - started
+    return portal
+
+
+def summary_line(portal: PortalBuild) -> str:
+    """One line: how many services were published, quarantined, docs only."""
+    counts = portal.report()["summary"]
+    return (
+        f"{counts['services']} service(s): {counts['published']} published, {counts['quarantined']} quarantined, "
+        f"{counts['docs_only']} docs only; {counts['operations']} operation(s) in the merged reference"
+    )
