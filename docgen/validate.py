@@ -445,6 +445,25 @@ class _OfflineHandlers(dict):
 _OFFLINE_HANDLERS = _OfflineHandlers()
 
 
+_SCHEMA_VALIDATORS: dict[type, tuple[Any, Any]] = {}
+
+
+def _schema_validators(cls: type) -> tuple[Any, Any]:
+    """(jsonschema validator, jsonschema-rs validator or None) for the OpenAPI version's JSON Schema."""
+    if cls not in _SCHEMA_VALIDATORS:
+        from openapi_spec_validator.schemas.backend.jsonschema import create_validator as precise
+        from openapi_spec_validator.schemas.backend.jsonschema_rs import (
+            create_validator as fast,
+        )
+        from openapi_spec_validator.schemas.backend.jsonschema_rs import (
+            has_jsonschema_rs_validators,
+        )
+
+        schema = dict(cls.schema_validator.schema)  # type: ignore[attr-defined]
+        _SCHEMA_VALIDATORS[cls] = (precise(schema), fast(schema) if has_jsonschema_rs_validators() else None)
+    return _SCHEMA_VALIDATORS[cls]
+
+
 def _library_issues(
     document: dict[str, Any], clean: dict[str, Any], service: str, source: str
 ) -> tuple[str | None, list[Issue]]:
@@ -459,7 +478,10 @@ def _library_issues(
         return None, [Issue(service, source, "$", message, "version")]
     issues: list[Issue] = []
     # 1. the document against the OpenAPI JSON Schema: "$ref"s are plain data here, nothing is resolved.
-    for error in cls.schema_validator.iter_errors(document):
+    precise, fast = _schema_validators(cls)
+    # jsonschema-rs answers "valid?" ~80x faster; jsonschema explains why not, with the paths and messages we report.
+    errors = () if fast is not None and fast.is_valid(document) else precise.iter_errors(document)
+    for error in errors:
         shown = best_match(error.context) if error.context else error
         message = shown.message
         if shown.validator == "additionalProperties" and "not allowed" not in message:
