@@ -230,14 +230,12 @@ class PortalBuild:
     def removals(self) -> list[Removal]:
         return [r for s in self.services for r in s.removals]
 
-    def strict_failures(self) -> int:
-        """What ``--strict`` fails on: quarantined services, scrubbed text, warnings."""
-        return (
-            len(self.quarantined)
-            + len(self.removals)
-            + len(self.warnings)
-            + sum(len(s.warnings) for s in self.services)
-        )
+    def strict_failures(self) -> list[str]:
+        """What ``--strict`` fails on, one line each: quarantined services, scrubbed text, service warnings."""
+        lines = [f"{s.entry.name}: quarantined: {' '.join(s.reasons[:2]) or 'no reason'}" for s in self.quarantined]
+        lines += [str(r) for r in self.removals]
+        lines += [w for s in self.services for w in s.warnings]
+        return lines
 
     def report(self) -> dict[str, Any]:
         """The ``--json-report``: every service's result."""
