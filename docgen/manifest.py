@@ -20,6 +20,7 @@ may also be ``https://`` URLs. Everything is checked before anything is read or 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -139,7 +140,7 @@ def load_descriptor(path: str | Path) -> ServiceEntry:
     """A service project's own ``auto-service.yml``."""
     path = Path(path)
     raw = _read_yaml(path, "service descriptor")
-    return service_entry(raw, str(path), path.resolve().parent, str(path))
+    return service_entry(raw, str(path), path.resolve().parent, os.path.normpath(path))
 
 
 def _scrub_rules(raw: Any, where: str) -> tuple[ScrubRule, ...]:
@@ -191,7 +192,7 @@ def load_manifest(path: str | Path) -> Manifest:
             if set(item) != {"descriptor"}:
                 raise ConfigError(f"{at}: an entry with 'descriptor' takes no other key")
             descriptor = _text(item["descriptor"], at, "descriptor")
-            services.append(load_descriptor(base / descriptor))  # type: ignore[operator]
+            services.append(load_descriptor(path.parent / descriptor))  # type: ignore[operator]
         else:
             services.append(service_entry(item, at, base, where))
     check_unique(services, where)

@@ -445,6 +445,22 @@ class _OfflineHandlers(dict):
 _OFFLINE_HANDLERS = _OfflineHandlers()
 
 
+def _locate_value(document: Any, value: Any) -> str | None:
+    """Where a default or example equal to ``value`` sits: the library's semantic walk reports
+    "'101.22' is not of type 'number'" for such values without saying where they are."""
+    todo: list[tuple[Any, tuple[Any, ...]]] = [(document, ())]
+    while todo:
+        node, parts = todo.pop()
+        if isinstance(node, dict):
+            for key in ("default", "example", "x-example"):
+                if key in node and node[key] == value and type(node[key]) is type(value):
+                    return json_path((*parts, key))
+            todo += [(child, (*parts, key)) for key, child in reversed(list(node.items())) if key not in _DATA_KEYS]
+        elif isinstance(node, list):
+            todo += [(child, (*parts, index)) for index, child in reversed(list(enumerate(node)))]
+    return None
+
+
 _SCHEMA_VALIDATORS: dict[type, tuple[Any, Any]] = {}
 
 
@@ -496,7 +512,10 @@ def _library_issues(
             if isinstance(error, skip):
                 continue
             rule = "duplicate-parameter" if isinstance(error, osv_errors.ParameterDuplicateError) else "schema"
-            issues.append(Issue(service, source, json_path(error.absolute_path), _one_line(error.message), rule))
+            where = json_path(error.absolute_path)
+            if where == "$" and hasattr(error, "instance"):
+                where = _locate_value(clean, error.instance) or where
+            issues.append(Issue(service, source, where, _one_line(error.message), rule))
     except Exception as exc:  # noqa: BLE001 - a crash of the walk is one more issue, not the end of validation
         message = f"openapi-spec-validator stopped: {type(exc).__name__}: {exc}"
         issues.append(Issue(service, source, "$", _one_line(message), "schema"))

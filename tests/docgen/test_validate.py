@@ -240,3 +240,12 @@ def test_cli_bad_command_line_exits_2(capsys: pytest.CaptureFixture[str]) -> Non
     err = capsys.readouterr().err
     assert caught.value.code == 2
     assert err.startswith("Error: ") and err.count("\n") == 1
+
+
+def test_a_default_of_the_wrong_type_is_located_and_ecma_regexes_are_accepted() -> None:
+    result = validate_file(CORPUS / "bad-default.yaml")
+    # The library's walk reports the value without a location; we find where it sits.
+    # The \p{L} pattern is a valid ECMA-262 regex (checked with regress), so it is not reported.
+    assert [(i.path, i.message) for i in result.issues] == [
+        ("$.paths['/invoices'].get.parameters[0].schema.default", "'101.22' is not of type 'number'")
+    ]
