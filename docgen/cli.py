@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from docgen import yamlout
 from docgen.environment import entries_from_environment, state_client_from
 from docgen.errors import EXIT_BAD_INPUT, EXIT_INVALID_SPEC, EXIT_OK, ConfigError, DocgenError
 from docgen.manifest import Manifest, check_unique, load_manifest
@@ -189,13 +190,10 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def dump_spec(document: dict, suffix: str) -> bytes:
-    """The merged spec as JSON or YAML bytes."""
+    """The merged spec as JSON (compact: for tools) or block YAML (for people) bytes."""
     if suffix == ".json":
-        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
-    import yaml
-
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(document, Dumper=dumper, sort_keys=False, allow_unicode=True).encode()
+        return (json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    return yamlout.dump(document).encode()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

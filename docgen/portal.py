@@ -13,9 +13,10 @@ import json
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from docgen.sources import Fetcher, ServiceSource, docs_from_folder, read_all
 from docgen.validate import SEVERITY_ERROR, Issue, parse_spec
 
 # Bump when what a cached entry holds changes meaning (validation rules, merge output).
-CACHE_FORMAT = "docgen-cache-1"
+CACHE_FORMAT = "docgen-cache-2"
 MAX_REASONS = 5
 
 
@@ -50,10 +51,19 @@ class ServiceResult:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     removals: list[Removal] = field(default_factory=list)
-    fragment: dict[str, Any] | None = None
+    _fragment: dict[str, Any] | None = None
+    # A cached fragment is read only when it is needed (a merge that missed its cache, the site's API page).
+    fragment_source: Callable[[], dict[str, Any] | None] | None = field(default=None, repr=False)
     docs: dict[str, bytes] = field(default_factory=dict)
     cached: bool = False
     key: str = ""
+
+    @property
+    def fragment(self) -> dict[str, Any] | None:
+        """This service's routed, namespaced part of the merged reference (None unless published)."""
+        if self._fragment is None and self.fragment_source is not None:
+            self._fragment, self.fragment_source = self.fragment_source(), None
+        return self._fragment
 
     @property
     def reasons(self) -> list[str]:
@@ -96,7 +106,7 @@ def spec_key(entry: ServiceEntry, spec: bytes, rules: Sequence[ScrubRule]) -> st
 def process_spec(
     name: str, version: str, aliases: bool, spec: bytes, spec_name: str, rules: Sequence[ScrubRule]
 ) -> dict[str, Any]:
-    """Parse, validate, scrub and route one spec; a JSON-ready dict (this is what the cache holds)."""
+    """Parse, validate, scrub and route one spec; a JSON-ready dict (cached: the fragment apart from the rest)."""
     from docgen.merge import ServiceSpec, fragment  # in the worker: keep the parent's start-up light
     from docgen.validate import _validate
 
@@ -162,6 +172,9 @@ class Cache:
         except (OSError, ValueError):
             return None
 
+    def has(self, kind: str, key: str) -> bool:
+        return self.root is not None and (self.root / kind / f"{key}.json").is_file()
+
     def put(self, kind: str, key: str, value: Any) -> None:
         if self.root is None:
             return
@@ -196,8 +209,9 @@ def process_specs(
             continue
         result.key = spec_key(source.entry, source.spec, rules)
         cached = cache.get("specs", result.key)
-        if cached is not None:
+        if cached is not None and (not cached.get("published") or cache.has("fragments", result.key)):
             _apply(result, cached)
+            result.fragment_source = partial(cache.get, "fragments", result.key)
             result.cached = True
         else:
             todo.append(index)
@@ -212,8 +226,13 @@ def process_specs(
     else:
         outputs = [_process_star(a) for a in args]
     for index, output in zip(todo, outputs, strict=True):
-        cache.put("specs", results[index].key, output)
+        fragment = output.pop("fragment")
+        output["published"] = fragment is not None
+        if fragment is not None:
+            cache.put("fragments", results[index].key, fragment)
+        cache.put("specs", results[index].key, output)  # after the fragment: a meta entry implies its fragment
         _apply(results[index], output)
+        results[index]._fragment = fragment
     return results
 
 
@@ -222,9 +241,8 @@ def _apply(result: ServiceResult, output: dict[str, Any]) -> None:
     result.issues = [Issue(**i) for i in output["issues"]]
     result.problems += output["problems"]
     result.removals = [Removal(**r) for r in output.get("removals", [])]
-    result.fragment = output["fragment"]
     result.warnings += [str(i) for i in result.issues if i.severity != SEVERITY_ERROR]
-    if result.fragment is None:
+    if not output["published"]:
         result.status = "quarantined"
 
 
@@ -284,7 +302,7 @@ def merge_services(manifest: Manifest, results: list[ServiceResult], cache: Cach
     """The platform's one OpenAPI 3.1 document from the published services' fragments (cached as a whole)."""
     from docgen.merge import combine
 
-    published = [r for r in results if r.status == "published" and r.fragment is not None]
+    published = [r for r in results if r.status == "published"]
     servers = [{"url": manifest.gateway}]
     key = _digest(
         CACHE_FORMAT,
