@@ -21,6 +21,7 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, ScalarNode
 
+from deployer.jsonkeys import reject_duplicate_keys
 from docgen.errors import ConfigError, InvalidSpecError
 
 SEVERITY_ERROR = "error"
@@ -119,15 +120,6 @@ class _Loader(yaml.SafeLoader):
         }
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
 def load_spec(path: str | Path) -> tuple[dict[str, Any], str]:
     """Read a JSON or YAML spec; returns ``(document, source)``. Raises ``ConfigError`` (one line)."""
     source = str(path)
@@ -149,7 +141,7 @@ def parse_spec(data: bytes, source: str) -> dict[str, Any]:
     text = text.removeprefix("\ufeff")
     if source.lower().endswith(".json") or text.lstrip().startswith("{"):
         try:
-            document = json.loads(text, object_pairs_hook=_reject_duplicates)
+            document = json.loads(text, object_pairs_hook=reject_duplicate_keys)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})") from None
         except ValueError as exc:

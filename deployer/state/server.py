@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 from deployer.errors import ConfigError, TLSError
+from deployer.jsonkeys import reject_duplicate_keys
 
 COLOURS = ("blue", "green")
 MAX_BODY = 1024 * 1024
@@ -398,15 +399,6 @@ def _compose(value: Any) -> list[dict[str, str]]:
     return files
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -761,7 +753,7 @@ class _Handler(BaseHTTPRequestHandler):
             _bad("request body is shorter than its Content-Length")
         try:
             return json.loads(
-                raw.decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+                raw.decode("utf-8"), object_pairs_hook=reject_duplicate_keys, parse_constant=_reject_constant
             )
         except (UnicodeDecodeError, ValueError) as exc:
             _bad(f"request body is not valid JSON: {exc}")
