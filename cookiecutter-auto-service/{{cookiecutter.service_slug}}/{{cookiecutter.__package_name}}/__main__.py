@@ -1,0 +1,19 @@
+"""Serve the app with uvicorn on ``$HOST``:``$PORT`` (default 0.0.0.0:{{ cookiecutter.port }})."""
+
+import os
+
+import uvicorn
+
+
+def main() -> None:
+    """Serve until stopped."""
+    uvicorn.run(
+        "{{ cookiecutter.__package_name }}.app:app",
+        host=os.environ.get("HOST", "0.0.0.0"),
+        port=int(os.environ.get("PORT", "{{ cookiecutter.port }}")),
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
