@@ -18,10 +18,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, ScalarNode
 
-from deployer.jsonkeys import reject_duplicate_keys
+from deployer.strict import StrictYAMLLoader, reject_duplicate_keys
 from docgen.errors import ConfigError, InvalidSpecError
 
 SEVERITY_ERROR = "error"
@@ -92,27 +90,10 @@ class Result:
 # --------------------------------------------------------------------------- loading
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys, keeps dates as strings and makes integer keys strings."""
-
-    yaml_implicit_resolvers = {
-        first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
+class _Loader(StrictYAMLLoader):
+    """The strict loader that also makes integer keys strings (``200:`` responses are written unquoted)."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, MappingNode):
-            seen: set[str] = set()
-            for key_node, _ in node.value:
-                if isinstance(key_node, ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                    if key_node.value in seen:
-                        raise ConstructorError(
-                            "while constructing a mapping",
-                            node.start_mark,
-                            f"found duplicate key {key_node.value!r}",
-                            key_node.start_mark,
-                        )
-                    seen.add(key_node.value)
         mapping = super().construct_mapping(node, deep=deep)
         return {
             (str(key) if isinstance(key, int) and not isinstance(key, bool) else key): value

@@ -1,1 +1,1 @@
-"""pipelines: filled by a later issue; nothing here works yet."""
+"""pipelines: offline linting of GitLab CI files and CI/CD components (``auto-pipelines lint``)."""

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 from deployer.errors import ConfigError, TLSError
-from deployer.jsonkeys import reject_duplicate_keys
+from deployer.strict import reject_duplicate_keys
 
 COLOURS = ("blue", "green")
 MAX_BODY = 1024 * 1024

@@ -96,12 +96,3 @@ def test_tls_cert_without_key(capsys, clean_env, tmp_path) -> None:
     clean_env.setenv("AUTO_STATE_TOKEN", "x")
     code, _, err = run(capsys, "state", "serve", "--db", str(tmp_path / "s.db"), "--tls-cert", "c.pem")
     assert (code, err) == (2, "Error: --tls-cert and --tls-key go together: give both or neither\n")
-
-
-@pytest.mark.parametrize("module", ["pipelines"])
-def test_unbuilt_tools_say_so(capsys, module) -> None:
-    import importlib
-
-    code = importlib.import_module(f"{module}.cli").main([])
-    assert code == 2
-    assert "is not available yet" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""Loading GitLab CI YAML: ``!reference`` tags, duplicate keys refused, component ``spec:`` headers.
+
+A CI/CD component file is two YAML documents: the ``spec:`` header, ``---``, then the body.
+:func:`load_pipeline` returns ``(spec or None, body)``; :func:`resolve_references` replaces each
+``!reference [job, key, ...]`` by the value it names, as GitLab does after merging includes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import ScalarNode, SequenceNode
+
+from deployer.strict import StrictYAMLLoader
+from pipelines.errors import PipelinesConfigError
+
+_MAX_REFERENCE_DEPTH = 10  # GitLab's own limit on nested !reference tags
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An unresolved ``!reference [job, key, ...]``; ``line`` is 1-based."""
+
+    parts: tuple[str, ...]
+    line: int
+
+    def __str__(self) -> str:
+        return f"!reference [{', '.join(self.parts)}]"
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A ``!reference`` that names nothing in the file: where it is (path parts), and why."""
+
+    where: tuple[Any, ...]
+    reference: Reference
+    reason: str
+
+
+class GitLabLoader(StrictYAMLLoader):
+    """The strict loader (no duplicate keys, dates kept as strings) that also understands ``!reference``."""
+
+
+def _construct_reference(loader: GitLabLoader, node: Any) -> Reference:
+    if not isinstance(node, SequenceNode) or not node.value or not all(isinstance(n, ScalarNode) for n in node.value):
+        raise ConstructorError(
+            None, None, "!reference needs a non-empty list of names, like !reference [.setup, script]", node.start_mark
+        )
+    return Reference(tuple(str(n.value) for n in node.value), node.start_mark.line + 1)
+
+
+GitLabLoader.add_constructor("!reference", _construct_reference)
+
+
+def parse_pipeline(text: str, source: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Parse GitLab CI YAML text; returns ``(spec header or None, body)``. Raises ``PipelinesConfigError``."""
+    try:
+        documents = list(yaml.load_all(text, Loader=GitLabLoader))  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = exc.problem or exc.context or "parse error"
+        raise PipelinesConfigError(f"{where}: not valid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise PipelinesConfigError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+    documents = [d for d in documents if d is not None] if len(documents) > 1 else documents
+    if not documents:
+        raise PipelinesConfigError(f"{source}: not a GitLab CI file (it is empty)")
+    if len(documents) > 2:
+        expected = "expected a body, or a spec header and a body"
+        raise PipelinesConfigError(f"{source}: {len(documents)} YAML documents; {expected}")
+    for document in documents:
+        if not isinstance(document, dict):
+            kind = "empty" if document is None else f"a {type(document).__name__}"
+            raise PipelinesConfigError(f"{source}: not a GitLab CI file (a document is {kind}, not a mapping)")
+    if len(documents) == 2:
+        header, body = documents
+        if set(header) != {"spec"}:
+            extra = ", ".join(sorted(map(str, set(header) - {"spec"}))) or "no spec"
+            raise PipelinesConfigError(f"{source}: the first of two documents must hold only spec: (found {extra})")
+        spec = header["spec"] if isinstance(header["spec"], dict) else {}
+        return spec, body
+    (body,) = documents
+    if set(body) == {"spec"} and isinstance(body["spec"], dict):
+        return body["spec"], {}  # a header with no body yet
+    return None, body
+
+
+def load_pipeline(path: str | Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Read a GitLab CI file or CI/CD component; returns ``(spec header or None, body)``.
+
+    Raises ``PipelinesConfigError`` (one line, with the line number when the YAML is invalid).
+    """
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise PipelinesConfigError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise PipelinesConfigError(f"{source}: is a directory, not a file") from None
+    except OSError as exc:
+        raise PipelinesConfigError(f"cannot read {source}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelinesConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    return parse_pipeline(text.removeprefix("\ufeff"), source)
+
+
+def _lookup(body: dict[str, Any], parts: tuple[str, ...]) -> tuple[bool, Any, str]:
+    node: Any = body
+    for depth, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            what = "job" if depth == 0 else "key"
+            named = part if depth == 0 else ".".join(parts[: depth + 1])
+            return False, None, f"no {what} {named!r}"
+        node = node[part]
+    return True, node, ""
+
+
+def resolve_references(body: dict[str, Any]) -> tuple[dict[str, Any], list[Unresolved]]:
+    """A copy of ``body`` with every resolvable ``!reference`` replaced by its value (nested ones too).
+
+    References that name a missing job or key stay :class:`Reference` objects and are returned as
+    :class:`Unresolved`, with where they are.
+    """
+    unresolved: list[Unresolved] = []
+
+    def resolve(node: Any, where: tuple[Any, ...], depth: int) -> Any:
+        if isinstance(node, Reference):
+            if depth >= _MAX_REFERENCE_DEPTH:
+                unresolved.append(Unresolved(where, node, f"nested deeper than {_MAX_REFERENCE_DEPTH} levels"))
+                return node
+            found, value, reason = _lookup(body, node.parts)
+            if not found:
+                unresolved.append(Unresolved(where, node, reason))
+                return node
+            return resolve(value, where, depth + 1)
+        if isinstance(node, dict):
+            return {key: resolve(value, (*where, key), depth) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value, (*where, index), depth) for index, value in enumerate(node)]
+        return node
+
+    return resolve(body, (), 0), unresolved

@@ -1,0 +1,348 @@
+"""Offline lint of GitLab CI files and CI/CD components.
+
+:func:`lint_file` returns every problem as an :class:`Issue`, never stopping at the first one:
+the body against GitLab's CI JSON schema (vendored by check-jsonschema), then what a schema cannot
+see: stages, ``needs``/``extends``/``dependencies`` targets, ``!reference`` targets, and the
+component's ``spec: inputs`` (declared vs used, types, defaults, options, regexes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import PipelinesConfigError
+from pipelines.gitlab_yaml import Reference, load_pipeline, resolve_references
+
+SEVERITY_ERROR = "error"
+SEVERITY_WARNING = "warning"
+
+DEFAULT_STAGES = (".pre", "build", "test", "deploy", ".post")
+INPUT_TYPES = ("string", "number", "boolean", "array")
+# Top-level keys that are not jobs (``pages`` is a job, with a schema of its own).
+RESERVED_KEYS = frozenset(
+    {"$schema", "spec", "image", "services", "before_script", "after_script", "variables", "cache", "default"}
+    | {"stages", "include", "workflow"}
+)
+_INTERPOLATION = re.compile(r"\$\[\[\s*(inputs|component)\.([A-Za-z0-9_.-]*?)\s*(\|[^\]]*)?\s*\]\]")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLACEHOLDER = "input-value"
+_MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in one file. ``path`` is a JSON path such as ``$.build.stage``."""
+
+    file: str
+    path: str
+    message: str
+    rule: str
+    severity: str = SEVERITY_ERROR
+
+    def as_dict(self) -> dict[str, str]:
+        """The issue as a JSON-ready dict."""
+        return {
+            "file": self.file,
+            "path": self.path,
+            "message": self.message,
+            "rule": self.rule,
+            "severity": self.severity,
+        }
+
+    def __str__(self) -> str:
+        level = "warning: " if self.severity == SEVERITY_WARNING else ""
+        return f"{self.file}: {self.path}: {level}{self.message} [{self.rule}]"
+
+
+def json_path(parts: Any) -> str:
+    """``['build', 'script', 0]`` -> ``$.build.script[0]``; other keys as ``['.hidden']``."""
+    out = ["$"]
+    for part in parts:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out.append(f"[{part}]")
+        elif _IDENTIFIER.match(str(part)):
+            out.append(f".{part}")
+        else:
+            escaped = str(part).replace("\\", "\\\\").replace("'", "\\'")
+            out.append(f"['{escaped}']")
+    return "".join(out)
+
+
+def _one_line(message: str) -> str:
+    message = " ".join(str(message).split())
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def schema_path() -> Path:
+    """GitLab's CI JSON schema as vendored by check-jsonschema."""
+    try:
+        import check_jsonschema
+    except ImportError:
+        raise PipelinesConfigError("check-jsonschema is not installed: it provides GitLab's CI schema") from None
+    path = Path(check_jsonschema.__file__).parent / "builtin_schemas" / "vendor" / "gitlab-ci.json"
+    if not path.is_file():
+        raise PipelinesConfigError(f"GitLab's CI schema is not where check-jsonschema keeps it: {path}")
+    return path
+
+
+@cache
+def _validator() -> Any:
+    from jsonschema import Draft7Validator
+
+    schema = json.loads(schema_path().read_text(encoding="utf-8"))
+    return Draft7Validator(schema)
+
+
+def _substitute(node: Any, spec_inputs: dict[str, Any]) -> Any:
+    """A copy where ``$[[ inputs.x ]]`` is a placeholder the schema accepts: a whole-value interpolation of a
+    number/boolean/array input becomes its default (or a value of its type), any other one a string."""
+
+    def typed(name: str) -> Any:
+        declared = spec_inputs.get(name)
+        declared = declared if isinstance(declared, dict) else {}
+        kind = declared.get("type", "string")
+        if "default" in declared and _type_ok(declared["default"], kind):
+            return declared["default"]
+        return {"number": 1, "boolean": True, "array": []}.get(kind, _PLACEHOLDER)
+
+    def text(value: str) -> Any:
+        whole = _INTERPOLATION.fullmatch(value.strip())
+        if whole and whole.group(1) == "inputs" and not whole.group(3):
+            return typed(whole.group(2))
+        return _INTERPOLATION.sub(_PLACEHOLDER, value)
+
+    if isinstance(node, str):
+        return text(node)
+    if isinstance(node, dict):
+        return {
+            (_INTERPOLATION.sub(_PLACEHOLDER, k) if isinstance(k, str) else k): _substitute(v, spec_inputs)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_substitute(v, spec_inputs) for v in node]
+    if isinstance(node, Reference):
+        return _PLACEHOLDER
+    return node
+
+
+def _explain(error: Any) -> Any:
+    """The most telling error under a oneOf/anyOf: branches that want another type entirely are left out."""
+    from jsonschema.exceptions import best_match
+
+    if not error.context:
+        return error
+    telling = [e for e in error.context if not (e.validator == "type" and not e.relative_path)]
+    return best_match(telling or error.context)
+
+
+def _schema_issues(file: str, document: dict[str, Any], skip: list[tuple[Any, ...]]) -> list[Issue]:
+    issues: list[Issue] = []
+    for error in _validator().iter_errors(document):
+        shown = _explain(error)
+        where = tuple(shown.absolute_path)
+        if any(where[: len(s)] == s for s in skip):
+            continue  # under an unresolved !reference: reported as such
+        message = shown.message
+        if shown.validator == "additionalProperties" and "not allowed" not in message:
+            message = f"additional properties are not allowed: {message}"
+        issues.append(Issue(file, json_path(where), _one_line(message), "schema"))
+    return issues
+
+
+# --------------------------------------------------------------------------- what a schema cannot see
+
+
+def _jobs(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in body.items() if isinstance(k, str) and k not in RESERVED_KEYS and isinstance(v, dict)}
+
+
+def _interpolated(value: Any) -> bool:
+    return isinstance(value, str) and "$[[" in value
+
+
+def _stage_issues(file: str, body: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> list[Issue]:
+    stages = body.get("stages")
+    declared = isinstance(stages, list)
+    known = {".pre", ".post", *(s for s in stages if isinstance(s, str))} if declared else set(DEFAULT_STAGES)
+    # Without stages: here, an included file may declare them.
+    severity = SEVERITY_WARNING if not declared and "include" in body else SEVERITY_ERROR
+    issues: list[Issue] = []
+    for name, job in jobs.items():
+        if name.startswith(".") or _interpolated(name):
+            continue
+        stage = job.get("stage")
+        if stage is None:
+            if "extends" in job or "test" in known:
+                continue
+            message = f"job {name!r} has no stage: so it runs in 'test', which is not in stages ({_listed(known)})"
+            issues.append(Issue(file, json_path((name,)), message, "undeclared-stage", severity))
+        elif isinstance(stage, str) and not _interpolated(stage) and stage not in known:
+            where = "stages" if declared else "GitLab's default stages"
+            message = f"stage {stage!r} is not in {where} ({_listed(known, stages if declared else DEFAULT_STAGES)})"
+            issues.append(Issue(file, json_path((name, "stage")), message, "undeclared-stage", severity))
+    return issues
+
+
+def _listed(known: set[str], order: Any = None) -> str:
+    names = [s for s in (order or sorted(known)) if isinstance(s, str)]
+    return ", ".join(names)
+
+
+def _reference_job_issues(file: str, body: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> list[Issue]:
+    included = "include" in body
+    soft = SEVERITY_WARNING if included else SEVERITY_ERROR
+    hint = " (it may come from an include: file)" if included else ""
+    issues: list[Issue] = []
+    for name, job in jobs.items():
+        extends = job.get("extends")
+        targets = [extends] if isinstance(extends, str) else extends if isinstance(extends, list) else []
+        for index, target in enumerate(targets):
+            if not isinstance(target, str) or _interpolated(target) or target in jobs:
+                continue
+            where = (name, "extends") if isinstance(extends, str) else (name, "extends", index)
+            message = f"extends {target!r}, which is not a job in this file{hint}"
+            issues.append(Issue(file, json_path(where), message, "unknown-extends", soft))
+        for key in ("needs", "dependencies"):
+            entries = job.get(key)
+            if not isinstance(entries, list):
+                continue
+            for index, entry in enumerate(entries):
+                target = entry.get("job") if isinstance(entry, dict) else entry
+                if isinstance(entry, dict) and ("project" in entry or "pipeline" in entry):
+                    continue  # another project's or pipeline's job
+                if not isinstance(target, str) or _interpolated(target):
+                    continue
+                where = (name, key, index, "job") if isinstance(entry, dict) else (name, key, index)
+                if target.startswith(".") and target in jobs:
+                    message = f"{key} {target!r}, a hidden job: hidden jobs never run"
+                    issues.append(Issue(file, json_path(where), message, f"unknown-{key}"))
+                elif target not in jobs:
+                    message = f"{key} {target!r}, which is not a job in this file{hint}"
+                    issues.append(Issue(file, json_path(where), message, f"unknown-{key}", soft))
+    return issues
+
+
+def _input_uses(node: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    if isinstance(node, str):
+        for match in _INTERPOLATION.finditer(node):
+            if match.group(1) == "inputs":
+                yield match.group(2), where
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(key, str):
+                for match in _INTERPOLATION.finditer(key):
+                    if match.group(1) == "inputs":
+                        yield match.group(2), (*where, key)
+            yield from _input_uses(value, (*where, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _input_uses(value, (*where, index))
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "array":
+        return isinstance(value, list)
+    return isinstance(value, str)
+
+
+def _input_issues(file: str, spec: dict[str, Any] | None, body: dict[str, Any]) -> list[Issue]:
+    inputs = spec.get("inputs") if spec else None
+    inputs = inputs if isinstance(inputs, dict) else {}
+    issues: list[Issue] = []
+    used: set[str] = set()
+    for name, where in _input_uses(body):
+        used.add(name)
+        if name not in inputs:
+            message = (
+                f"$[[ inputs.{name} ]] is not declared in spec: inputs"
+                if spec is not None
+                else f"$[[ inputs.{name} ]] is used but the file has no spec: header declaring inputs"
+            )
+            issues.append(Issue(file, json_path(where), message, "undeclared-input"))
+    for name, declared in inputs.items():
+        where = ("spec", "inputs", name)
+        if name not in used:
+            issues.append(Issue(file, json_path(where), f"input {name!r} is declared but never used", "unused-input"))
+        if not isinstance(declared, dict):
+            continue  # `name:` alone is a required string input; other shapes are schema errors
+        kind = declared.get("type", "string")
+        if kind not in INPUT_TYPES:
+            message = f"input {name!r}: type {kind!r} is not one of {', '.join(INPUT_TYPES)}"
+            issues.append(Issue(file, json_path((*where, "type")), message, "input-type"))
+            continue
+        has_default = "default" in declared
+        default = declared.get("default")
+        if has_default and not _type_ok(default, kind):
+            message = f"input {name!r}: default {default!r} is not a {kind}"
+            issues.append(Issue(file, json_path((*where, "default")), message, "input-default-type"))
+        options = declared.get("options")
+        if isinstance(options, list):
+            for index, option in enumerate(options):
+                if not _type_ok(option, kind):
+                    message = f"input {name!r}: option {option!r} is not a {kind}"
+                    issues.append(Issue(file, json_path((*where, "options", index)), message, "input-options"))
+            if has_default and default not in options:
+                message = f"input {name!r}: default {default!r} is not one of its options ({_show(options)})"
+                issues.append(Issue(file, json_path((*where, "default")), message, "input-default-not-in-options"))
+        regex = declared.get("regex")
+        if isinstance(regex, str):
+            pattern = regex[1:-1] if len(regex) > 1 and regex.startswith("/") and regex.endswith("/") else regex
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                message = f"input {name!r}: regex {regex!r} does not compile: {exc}"
+                issues.append(Issue(file, json_path((*where, "regex")), _one_line(message), "input-regex"))
+            else:
+                if has_default and isinstance(default, str) and not compiled.search(default):
+                    message = f"input {name!r}: default {default!r} does not match its regex {regex!r}"
+                    issues.append(Issue(file, json_path((*where, "default")), message, "input-default-regex"))
+    return issues
+
+
+def _show(values: list[Any]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def lint_document(file: str, spec: dict[str, Any] | None, body: dict[str, Any]) -> list[Issue]:
+    """Lint an already-loaded ``(spec header or None, body)``; ``file`` names it in the issues."""
+    resolved, unresolved = resolve_references(body)
+    issues = [
+        Issue(file, json_path(u.where), f"{u.reference} names nothing: {u.reason}", "unknown-reference")
+        for u in unresolved
+    ]
+    inputs = spec.get("inputs") if spec and isinstance(spec.get("inputs"), dict) else {}
+    input_issues = _input_issues(file, spec, body)
+    if spec is not None:
+        # The schema also checks input types and defaults: say it once, in our words.
+        ours = {i.path for i in input_issues}
+        issues += [i for i in _schema_issues(file, {"spec": spec}, []) if i.path not in ours]
+    issues += _schema_issues(file, _substitute(resolved, inputs), [u.where for u in unresolved])
+    jobs = _jobs(resolved)
+    issues += _stage_issues(file, resolved, jobs)
+    issues += _reference_job_issues(file, resolved, jobs)
+    return issues + input_issues
+
+
+def lint_file(path: str | Path) -> list[Issue]:
+    """Lint one GitLab CI file or CI/CD component; returns its issues (errors and warnings).
+
+    Raises ``PipelinesConfigError`` for a missing, unreadable or unparsable file.
+    """
+    spec, body = load_pipeline(path)
+    return lint_document(str(path), spec, body)
