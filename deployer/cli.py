@@ -20,6 +20,7 @@ from deployer import __version__, runner
 from deployer.commands import RESOLVE_IMAGE_CHOICES, docker_host
 from deployer.deploy import COLOUR_CHOICES, Context, DeployOptions, OperationFailed, Report
 from deployer.errors import ConfigError, DeployerError
+from deployer.messages import OneLineArgumentParser, one_line
 
 EXIT_INTERRUPTED = 130
 EXIT_CODES_HELP = """exit codes:
@@ -28,13 +29,6 @@ EXIT_CODES_HELP = """exit codes:
   3  the deploy did not converge (rolled back, crashed, timed out)
   4  refused: TLS verification failed, authentication refused, unreachable or inconsistent state
   130 interrupted"""
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse that exits 2 with one ``Error:`` line, like every other bad input."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"Error: {message} (see {self.prog} --help)\n")
 
 
 def _positive(text: str) -> float:
@@ -60,14 +54,14 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``auto-deploy``."""
-    parser = _ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="auto-deploy",
         description="Deploy stacks to the live blue/green Docker Swarm cluster over mutual TLS.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"auto-deploy {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
 
     def with_env(p: argparse.ArgumentParser) -> None:
         p.add_argument("--env", required=True, help="environment name known to the environment-state service")
@@ -133,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_lock(p)
 
     state = sub.add_parser("state", help="the environment-state service").add_subparsers(
-        dest="state_command", required=True, parser_class=_ArgumentParser
+        dest="state_command", required=True, parser_class=OneLineArgumentParser
     )
     p = state.add_parser("serve", help="run the reference environment-state service")
     p.add_argument("--db", required=True, help="SQLite database path (created if missing)")
@@ -143,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", help="file holding the bearer token for writes (default: AUTO_STATE_TOKEN)")
 
     lab = sub.add_parser("lab", help="the embedded local lab (needs root)").add_subparsers(
-        dest="lab_command", required=True, parser_class=_ArgumentParser
+        dest="lab_command", required=True, parser_class=OneLineArgumentParser
     )
     lab.add_parser("up", help="start two TLS swarm clusters and the state service (idempotent)")
     lab.add_parser("down", help="remove daemons, namespaces and data")
@@ -369,17 +363,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OperationFailed as exc:
         if getattr(args, "json", False):
             print(json.dumps(exc.report.as_dict(), indent=2, sort_keys=True))
-        print(f"Error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"Error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except DeployerError as exc:
-        print(f"Error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"Error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("Error: interrupted; temporary TLS material was removed", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())

@@ -42,3 +42,12 @@ class StrictYAMLLoader(yaml.SafeLoader):
                         )
                     seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
+
+
+def yaml_problem(exc: yaml.YAMLError, source: str) -> str:
+    """One line for a YAML parse error: ``SOURCE:LINE: not valid YAML: PROBLEM``."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        return f"{where}: not valid YAML: {exc.problem or exc.context or 'parse error'}"
+    return f"{source}: not valid YAML: {' '.join(str(exc).split())}"

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from deployer.messages import OneLineArgumentParser, one_line
 from docgen import yamlout
 from docgen.environment import entries_from_environment, state_client_from
 from docgen.errors import EXIT_BAD_INPUT, EXIT_INVALID_SPEC, EXIT_OK, ConfigError, DocgenError
@@ -33,22 +34,15 @@ EXIT_CODES_HELP = """exit codes:
   5  the site build failed; the previous site was left as it was"""
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse that exits 2 with one ``Error:`` line, like every other bad input."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"Error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``auto-docs``."""
-    parser = _ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="auto-docs",
         description="Validate and publish the services' Swagger 2.0 / OpenAPI 3.x specs.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     p = sub.add_parser(
         "validate",
         help="validate specs offline (nothing is fetched); the service is each file's stem",
@@ -108,7 +102,7 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             results.append(validate_file(spec))
         except DocgenError as exc:
-            print(f"Error: {_one_line(str(exc))}", file=sys.stderr)
+            print(f"Error: {one_line(str(exc))}", file=sys.stderr)
             failed += 1
     if len(results) > 1:
         # The portal serves every service together: an operationId must be unique across them too.
@@ -169,7 +163,7 @@ def _build(args: argparse.Namespace) -> int:
     print(summary_line(portal), file=sys.stderr)
     refused = portal.strict_failures()
     for line in [*refused, *portal.warnings]:
-        print(f"warning: {_one_line(line)}", file=sys.stderr)
+        print(f"warning: {one_line(line)}", file=sys.stderr)
     code = EXIT_OK
     if args.strict and refused:
         print(f"Error: --strict: {len(refused)} problem(s) above; nothing was published", file=sys.stderr)
@@ -180,7 +174,7 @@ def _build(args: argparse.Namespace) -> int:
     else:
         publish_site(portal, out, cache_dir=cache_dir, jobs=args.sphinx_jobs)
         for line in portal.site.warnings:
-            print(f"warning: sphinx: {_one_line(line)}", file=sys.stderr)
+            print(f"warning: sphinx: {one_line(line)}", file=sys.stderr)
         print(f"site written to {out}/ ({portal.site.docs_read} page(s) rebuilt)", file=sys.stderr)
     if args.json_report:
         report = portal.report()
@@ -204,12 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         return _build(args)
     except DocgenError as exc:
-        print(f"Error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"Error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
         return 130
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())

@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from deployer.strict import yaml_problem
 from docgen.errors import ConfigError
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -84,9 +85,7 @@ def _read_yaml(path: Path, what: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or 'parse error'}") from None
+        raise ConfigError(yaml_problem(exc, str(path))) from None
 
 
 def _text(value: Any, where: str, key: str, *, required: bool = True) -> str | None:

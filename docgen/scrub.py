@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from deployer.messages import json_path
 from docgen.manifest import ScrubRule
-from docgen.validate import json_path
 
 
 @dataclass(frozen=True)

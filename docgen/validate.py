@@ -19,14 +19,14 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from deployer.strict import StrictYAMLLoader, reject_duplicate_keys
+from deployer.messages import json_path, one_line
+from deployer.strict import StrictYAMLLoader, reject_duplicate_keys, yaml_problem
 from docgen.errors import ConfigError, InvalidSpecError
 
 SEVERITY_ERROR = "error"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Keys whose values are data (examples, defaults, enums), where a "$ref" key is just data.
 _DATA_KEYS = frozenset({"example", "examples", "default", "enum", "const", "x-examples"})
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE_PARAM = re.compile(r"\{([^{}]+)\}")
 _MAX_MESSAGE = 300
 
@@ -130,13 +130,8 @@ def parse_spec(data: bytes, source: str) -> dict[str, Any]:
     else:
         try:
             document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f"{source}:{mark.line + 1}" if mark is not None else source
-            problem = exc.problem or exc.context or "parse error"
-            raise ConfigError(f"{where}: not valid YAML: {problem}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+            raise ConfigError(yaml_problem(exc, source)) from None
     if not isinstance(document, dict):
         kind = "empty" if document is None else f"a {type(document).__name__}"
         raise ConfigError(f"{source}: not a Swagger/OpenAPI document (the top level is {kind}, not a mapping)")
@@ -146,23 +141,8 @@ def parse_spec(data: bytes, source: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- helpers
 
 
-def json_path(parts: Any) -> str:
-    """``['paths', '/items/{id}', 'post', 'parameters', 1]`` -> ``$.paths['/items/{id}'].post.parameters[1]``."""
-    out = ["$"]
-    for part in parts:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out.append(f"[{part}]")
-        elif _IDENTIFIER.match(str(part)):
-            out.append(f".{part}")
-        else:
-            escaped = str(part).replace("\\", "\\\\").replace("'", "\\'")
-            out.append(f"['{escaped}']")
-    return "".join(out)
-
-
 def _one_line(message: str) -> str:
-    message = " ".join(str(message).split())
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+    return one_line(message, _MAX_MESSAGE)
 
 
 _MISSING = object()

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from deployer.messages import OneLineArgumentParser, one_line
 from pipelines.errors import EXIT_BAD_INPUT, EXIT_ISSUES, EXIT_OK, PipelinesError
 from pipelines.lint import SEVERITY_ERROR, SEVERITY_WARNING, Issue, lint_file
 
@@ -20,22 +21,15 @@ EXIT_CODES_HELP = """exit codes:
   3  at least one file has lint errors"""
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse that exits 2 with one ``Error:`` line, like every other bad input."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"Error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``auto-pipelines``."""
-    parser = _ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="auto-pipelines",
         description="Check GitLab CI files and the toolkit's CI/CD components, offline.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     p = sub.add_parser(
         "lint",
         help="lint GitLab CI files / CI/CD components offline: GitLab's CI schema, stages, needs, extends, "
@@ -55,7 +49,7 @@ def _lint(args: argparse.Namespace) -> int:
         try:
             results[file] = lint_file(file)
         except PipelinesError as exc:
-            print(f"Error: {_one_line(str(exc))}", file=sys.stderr)
+            print(f"Error: {one_line(str(exc))}", file=sys.stderr)
             failed += 1
     errors = sum(i.severity == SEVERITY_ERROR for issues in results.values() for i in issues)
     warnings = sum(i.severity == SEVERITY_WARNING for issues in results.values() for i in issues)
@@ -92,12 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _lint(args)
     except PipelinesError as exc:
-        print(f"Error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"Error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
         return 130
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())

@@ -15,7 +15,7 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import ScalarNode, SequenceNode
 
-from deployer.strict import StrictYAMLLoader
+from deployer.strict import StrictYAMLLoader, yaml_problem
 from pipelines.errors import PipelinesConfigError
 
 _MAX_REFERENCE_DEPTH = 10  # GitLab's own limit on nested !reference tags
@@ -60,13 +60,8 @@ def parse_pipeline(text: str, source: str) -> tuple[dict[str, Any] | None, dict[
     """Parse GitLab CI YAML text; returns ``(spec header or None, body)``. Raises ``PipelinesConfigError``."""
     try:
         documents = list(yaml.load_all(text, Loader=GitLabLoader))  # noqa: S506 - a SafeLoader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = exc.problem or exc.context or "parse error"
-        raise PipelinesConfigError(f"{where}: not valid YAML: {problem}") from None
     except yaml.YAMLError as exc:
-        raise PipelinesConfigError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise PipelinesConfigError(yaml_problem(exc, source)) from None
     documents = [d for d in documents if d is not None] if len(documents) > 1 else documents
     if not documents:
         raise PipelinesConfigError(f"{source}: not a GitLab CI file (it is empty)")

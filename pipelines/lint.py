@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from deployer.messages import json_path, one_line
 from pipelines.errors import PipelinesConfigError
 from pipelines.gitlab_yaml import Reference, load_pipeline, resolve_references
 
@@ -30,7 +31,6 @@ RESERVED_KEYS = frozenset(
     | {"stages", "include", "workflow"}
 )
 _INTERPOLATION = re.compile(r"\$\[\[\s*(inputs|component)\.([A-Za-z0-9_.-]*?)\s*(\|[^\]]*)?\s*\]\]")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PLACEHOLDER = "input-value"
 _MAX_MESSAGE = 300
 
@@ -60,23 +60,8 @@ class Issue:
         return f"{self.file}: {self.path}: {level}{self.message} [{self.rule}]"
 
 
-def json_path(parts: Any) -> str:
-    """``['build', 'script', 0]`` -> ``$.build.script[0]``; other keys as ``['.hidden']``."""
-    out = ["$"]
-    for part in parts:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out.append(f"[{part}]")
-        elif _IDENTIFIER.match(str(part)):
-            out.append(f".{part}")
-        else:
-            escaped = str(part).replace("\\", "\\\\").replace("'", "\\'")
-            out.append(f"['{escaped}']")
-    return "".join(out)
-
-
 def _one_line(message: str) -> str:
-    message = " ".join(str(message).split())
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+    return one_line(message, _MAX_MESSAGE)
 
 
 # --------------------------------------------------------------------------- schema
