@@ -37,13 +37,15 @@ def section(
     stream: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
     collapsed: bool = False,
+    header_outside_ci: bool = True,
 ) -> Iterator[None]:
-    """Wrap output in a collapsible section under GitLab CI; elsewhere print the header only."""
+    """Wrap output in a collapsible section under GitLab CI; elsewhere print the header only (or nothing,
+    with ``header_outside_ci=False``, for commands whose plain output is already complete)."""
     out = stream or sys.stderr
     in_gitlab = bool((os.environ if environ is None else environ).get("GITLAB_CI"))
     if in_gitlab:
         out.write(section_start(name, header, now=time.time(), collapsed=collapsed))
-    else:
+    elif header_outside_ci:
         out.write(f"== {header}\n")
     out.flush()
     try:

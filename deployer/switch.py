@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from deployer import deploy
+from deployer.ci_log import section
 from deployer.converge import Watcher
 from deployer.errors import ConfigError, DeployerError, NotConvergedError
 from deployer.haproxy import Runtime
@@ -184,13 +185,18 @@ def _switch_locked(
         plan, kept = replay_plan(_records(ctx, env_name, old), _records(ctx, env_name, target), running, idle_running)
         for line in kept:
             ctx.say(line)
-        replayed = _replay(env_name, target, plan, options, material, ctx)
+        with section(
+            "switch_replay", f"replaying {len(plan)} deploy(s) onto {target}", stream=ctx.out, environ=ctx.environ
+        ):
+            replayed = _replay(env_name, target, plan, options, material, ctx)
         detail["replayed"] = replayed
         names = sorted({f"{r.stack}_{s}" for r in plan for s in r.services} | _kept_services(kept))
-        _wait_idle_healthy(idle, names, options, material, ctx, haproxy, bool(plan or kept), timings)
+        with section("switch_health", f"waiting for {target} to be healthy", stream=ctx.out, environ=ctx.environ):
+            _wait_idle_healthy(idle, names, options, material, ctx, haproxy, bool(plan or kept), timings)
         # From here on traffic moves: any failure puts it back on the old colour.
         try:
-            _route(haproxy, options.backend, to=target, away=old, options=options, timings=timings, ctx=ctx)
+            with section("switch_traffic", f"moving traffic {old} -> {target}", stream=ctx.out, environ=ctx.environ):
+                _route(haproxy, options.backend, to=target, away=old, options=options, timings=timings, ctx=ctx)
             ctx.state.switch(
                 env_name, old, target, actor=deploy.actor(ctx.environ), reason="auto-deploy switch",
                 job_url=ctx.environ.get("CI_JOB_URL"),

@@ -13,9 +13,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
+from deployer.ci_log import section
 from deployer.messages import OneLineArgumentParser, one_line
 from docgen import yamlout
 from docgen.environment import entries_from_environment, state_client_from
@@ -96,6 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    # Not around --json: stdout is then one JSON document and nothing else.
+    with (
+        nullcontext()
+        if args.json
+        else section(
+            "auto_docs_validate",
+            f"auto-docs validate: {len(args.specs)} spec(s)",
+            stream=sys.stdout,
+            header_outside_ci=False,
+        )
+    ):
+        return _validate_specs(args)
+
+
+def _validate_specs(args: argparse.Namespace) -> int:
     results: list[Result] = []
     failed = 0
     for spec in args.specs:
@@ -158,12 +175,16 @@ def _build(args: argparse.Namespace) -> int:
     cache_dir = Path(args.cache)
     fetcher = Fetcher(ca_file=args.ca_file)
     jobs = args.jobs or os.cpu_count() or 1
-    portal = gather(manifest, fetcher=fetcher, cache_dir=None if args.no_cache else cache_dir, jobs=jobs)
-    portal.warnings += notes
-    print(summary_line(portal), file=sys.stderr)
-    refused = portal.strict_failures()
-    for line in [*refused, *portal.warnings]:
-        print(f"warning: {one_line(line)}", file=sys.stderr)
+    names = len(manifest.services)
+    with section(
+        "auto_docs_gather", f"auto-docs: read, validate and merge {names} service(s)", header_outside_ci=False
+    ):
+        portal = gather(manifest, fetcher=fetcher, cache_dir=None if args.no_cache else cache_dir, jobs=jobs)
+        portal.warnings += notes
+        print(summary_line(portal), file=sys.stderr)
+        refused = portal.strict_failures()
+        for line in [*refused, *portal.warnings]:
+            print(f"warning: {one_line(line)}", file=sys.stderr)
     code = EXIT_OK
     if args.strict and refused:
         print(f"Error: --strict: {len(refused)} problem(s) above; nothing was published", file=sys.stderr)
@@ -172,9 +193,11 @@ def _build(args: argparse.Namespace) -> int:
         write_atomic(out, dump_spec(portal.merged, out.suffix.lower()))
         print(f"merged spec written to {out}", file=sys.stderr)
     else:
-        publish_site(portal, out, cache_dir=cache_dir, jobs=args.sphinx_jobs)
-        for line in portal.site.warnings:
-            print(f"warning: sphinx: {one_line(line)}", file=sys.stderr)
+        site_header = f"auto-docs: build the Sphinx site into {out}/"
+        with section("auto_docs_site", site_header, collapsed=True, header_outside_ci=False):
+            publish_site(portal, out, cache_dir=cache_dir, jobs=args.sphinx_jobs)
+            for line in portal.site.warnings:
+                print(f"warning: sphinx: {one_line(line)}", file=sys.stderr)
         print(f"site written to {out}/ ({portal.site.docs_read} page(s) rebuilt)", file=sys.stderr)
     if args.json_report:
         report = portal.report()

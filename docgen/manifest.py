@@ -37,6 +37,12 @@ VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 DESCRIPTOR_NAME = "auto-service.yml"
 _SERVICE_KEYS = {"name", "version", "title", "docs", "spec", "deprecated_aliases"}
 _MANIFEST_KEYS = {"title", "description", "guide", "gateway", "scrub", "services"}
+# Keys a service's own descriptor may carry for other tools: ``pipeline`` is read by ``auto-pipelines render``.
+_DESCRIPTOR_ONLY_KEYS = {"pipeline"}
+
+
+def _without_descriptor_only_keys(raw: Any) -> Any:
+    return {k: v for k, v in raw.items() if k not in _DESCRIPTOR_ONLY_KEYS} if isinstance(raw, dict) else raw
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,7 @@ def service_entry(raw: Any, where: str, base: Path, origin: str) -> ServiceEntry
 def load_descriptor(path: str | Path) -> ServiceEntry:
     """A service project's own ``auto-service.yml``."""
     path = Path(path)
-    raw = _read_yaml(path, "service descriptor")
+    raw = _without_descriptor_only_keys(_read_yaml(path, "service descriptor"))
     return service_entry(raw, str(path), path.resolve().parent, os.path.normpath(path))
 
 
@@ -174,7 +180,8 @@ def load_manifest(path: str | Path) -> Manifest:
     where = str(path)
     base = path.resolve().parent
     if isinstance(raw, dict) and "services" not in raw and "name" in raw:
-        entry = service_entry(raw, where, base, where)  # a service descriptor: a portal of one service
+        # a service descriptor: a portal of one service
+        entry = service_entry(_without_descriptor_only_keys(raw), where, base, where)
         return Manifest(entry.title, "", None, "/", (), (entry,), where)
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: a manifest is a mapping with a 'services' list")

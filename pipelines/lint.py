@@ -97,6 +97,12 @@ def _substitute(node: Any, spec_inputs: dict[str, Any]) -> Any:
         kind = declared.get("type", "string")
         if "default" in declared and _type_ok(declared["default"], kind):
             return declared["default"]
+        if kind == "string" and isinstance(declared.get("options"), list) and declared["options"]:
+            return str(declared["options"][0])
+        if kind == "string":
+            # A required string input stands for what the includer passes: a CI variable is the one value
+            # every string field accepts (a URL field, say, wants https://... or $VARIABLE).
+            return "$INPUTS_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
         return {"number": 1, "boolean": True, "array": []}.get(kind, _PLACEHOLDER)
 
     def text(value: str) -> Any:
@@ -213,7 +219,23 @@ def _reference_job_issues(file: str, body: dict[str, Any], jobs: dict[str, dict[
                 elif target not in jobs:
                     message = f"{key} {target!r}, which is not a job in this file{hint}"
                     issues.append(Issue(file, json_path(where), message, f"unknown-{key}", soft))
+                elif _stage_rank(body, target, jobs[target]) > _stage_rank(body, name, job):
+                    # GitLab refuses the pipeline: "... is not defined in current or prior stages".
+                    later, own = jobs[target].get("stage"), job.get("stage", "test")
+                    message = f"{key} {target!r}, a job of the later stage {later!r} (this job is in {own!r})"
+                    issues.append(Issue(file, json_path(where), message, f"{key}-later-stage"))
     return issues
+
+
+def _stage_rank(body: dict[str, Any], name: str, job: dict[str, Any]) -> int:
+    """Where the job's stage comes in the pipeline; -1 when that is not known here (extends, inputs, a typo)."""
+    stage = job.get("stage")
+    if stage is None and "extends" in job:
+        return -1
+    stage = "test" if stage is None else stage
+    stages = body.get("stages")
+    order = [".pre", *(stages if isinstance(stages, list) else DEFAULT_STAGES[1:-1]), ".post"]
+    return order.index(stage) if isinstance(stage, str) and stage in order else -1
 
 
 def _input_uses(node: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[str, tuple[Any, ...]]]:

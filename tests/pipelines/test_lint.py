@@ -60,6 +60,24 @@ def lint_text(text: str) -> list:
             "!reference [.teardown, script] names nothing: no job '.teardown'",
         ),
         (
+            "needs-later-stage",
+            "$.test.needs[0]",
+            "needs-later-stage",
+            "needs 'ship', a job of the later stage 'deploy' (this job is in 'test')",
+        ),
+        (
+            "dependencies-unknown-job",
+            "$.test.dependencies[1]",
+            "unknown-dependencies",
+            "dependencies 'package', which is not a job in this file",
+        ),
+        (
+            "default-wrong-type",
+            "$.spec.inputs.timeout.default",
+            "input-default-type",
+            "input 'timeout': default 'soon' is not a number",
+        ),
+        (
             "schema-when",
             "$.test.when",
             "schema",

@@ -25,3 +25,10 @@ def test_plain_header_elsewhere() -> None:
     with ci_log.section("wait", "Waiting", stream=out, environ={}):
         pass
     assert out.getvalue() == "== Waiting\n"
+
+
+def test_no_header_elsewhere_when_asked() -> None:
+    out = io.StringIO()
+    with ci_log.section("wait", "Waiting", stream=out, environ={}, header_outside_ci=False):
+        out.write("inside\n")
+    assert out.getvalue() == "inside\n"

@@ -1,0 +1,419 @@
+"""``auto-pipelines render``: a service's ``.gitlab-ci.yml`` from its descriptor and the chosen components.
+
+Staged like a generator with a dry run: load (the descriptor's ``pipeline:`` section, the toolkit's
+components and their ``spec: inputs``) → validate (every input declared, typed, within its options and
+regex; required ones given) → render in memory (Jinja2, ``templates/service-pipeline.yml.j2``) → lint the
+result twice (as written, and with every component expanded in place, so stages and jobs are checked as
+GitLab will see them) → write atomically, and only if all of that passed.
+
+A descriptor's section (every key optional)::
+
+    pipeline:
+      version: "1"                     # the toolkit's component version to pin
+      components: [build, test, deploy-staging, pages]
+      inputs:
+        test: {tox-envs: "lint,test,docs,spec"}
+        deploy-staging: {url: "https://orders.staging.example.com"}
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from deployer.strict import StrictYAMLLoader, yaml_problem
+from pipelines.errors import PipelinesConfigError, PipelinesError
+from pipelines.gitlab_yaml import load_pipeline, parse_pipeline
+from pipelines.lint import SEVERITY_ERROR, Issue, lint_document
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+PIPELINE_TEMPLATE = "service-pipeline.yml.j2"
+DEFAULT_COMPONENTS = ("build", "test", "deploy-staging", "pages")
+DEFAULT_VERSION = "1"
+DEFAULT_COMPONENT_PATH = "$CI_SERVER_FQDN/auto/toolkit"
+# Stages in pipeline order; a component whose stage input names another stage goes after these.
+STAGE_ORDER = ("build", "test", "deploy", "pages")
+PIPELINE_KEYS = {"version", "components", "inputs"}
+_VERSION = re.compile(r"^(~latest|[0-9]+(\.[0-9]+){0,2}|[0-9a-f]{40})$")
+_INTERPOLATION = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_.-]+)\s*(\|[^\]]*)?\]\]")
+
+
+class RenderCheckFailed(PipelinesError):
+    """``--check``: the committed file is not what the descriptor renders to."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Component:
+    """One of the toolkit's CI/CD components: ``templates/NAME.yml``."""
+
+    name: str
+    inputs: dict[str, Any]  # the spec's declarations
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChosenComponent:
+    """A component as the service includes it, with the inputs written into its ``include:``."""
+
+    name: str
+    inputs: dict[str, Any]
+    stage: str
+
+
+@dataclass
+class RenderResult:
+    """The rendered pipeline, what it is made of, and what lint said of it."""
+
+    text: str
+    descriptor: str
+    components: list[ChosenComponent]
+    stages: list[str]
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No lint errors (warnings allowed)."""
+        return not any(i.severity == SEVERITY_ERROR for i in self.issues)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def load_components(templates_dir: str | Path = TEMPLATES_DIR) -> dict[str, Component]:
+    """The CI/CD components in ``templates_dir``: every ``NAME.yml`` with a ``spec:`` header."""
+    directory = Path(templates_dir)
+    if not directory.is_dir():
+        raise PipelinesConfigError(f"{directory}: no such templates directory; pass --templates DIR")
+    components = {}
+    for path in sorted(directory.glob("*.yml")):
+        spec, body = load_pipeline(path)
+        if spec is None:
+            continue
+        inputs = spec.get("inputs") if isinstance(spec.get("inputs"), dict) else {}
+        components[path.stem] = Component(
+            path.stem, {k: v if isinstance(v, dict) else {} for k, v in inputs.items()}, body
+        )
+    if not components:
+        raise PipelinesConfigError(f"{directory}: holds no CI/CD component (a .yml with a spec: header)")
+    return components
+
+
+def load_descriptor(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """A service descriptor's ``name`` and its ``pipeline:`` section (empty when it has none)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelinesConfigError(f"{source}: no such file; pass the service's auto-service.yml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelinesConfigError(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        raw = yaml.load(text, Loader=StrictYAMLLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as exc:
+        raise PipelinesConfigError(yaml_problem(exc, source)) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise PipelinesConfigError(f"{source}: not a service descriptor (a mapping with name, version, docs, spec)")
+    section = raw.get("pipeline", {})
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise PipelinesConfigError(f"{source}: pipeline must be a mapping with version, components and inputs")
+    unknown = sorted(set(section) - PIPELINE_KEYS)
+    if unknown:
+        allowed = ", ".join(sorted(PIPELINE_KEYS))
+        raise PipelinesConfigError(f"{source}: pipeline: unknown key {unknown[0]!r} (allowed: {allowed})")
+    return raw["name"], section
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def parse_input_assignment(text: str) -> tuple[str, str, str]:
+    """``COMPONENT.NAME=VALUE`` (the command line's ``--input``) as its three parts."""
+    target, sep, value = text.partition("=")
+    component, dot, name = target.partition(".")
+    if not sep or not dot or not component or not name:
+        raise PipelinesConfigError(f"--input {text!r}: write COMPONENT.INPUT=VALUE, e.g. test.tox-envs=lint,test")
+    return component, name, value
+
+
+def coerce_input(component: str, name: str, declared: Mapping[str, Any], value: Any) -> Any:
+    """``value`` as the declared input type wants it (text from the command line is converted)."""
+    kind = declared.get("type", "string")
+    where = f"input {component}.{name}"
+    if isinstance(value, str) and kind != "string":
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise PipelinesConfigError(f"{where}: {value!r} is not a {kind}") from None
+    if kind == "string" and isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # YAML's 3.11 is the text "3.11" to a string input
+    ok = {
+        "string": isinstance(value, str),
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+        "array": isinstance(value, list),
+    }.get(kind, False)
+    if not ok:
+        raise PipelinesConfigError(f"{where}: {value!r} is not a {kind}")
+    options = declared.get("options")
+    if isinstance(options, list) and value not in options:
+        shown = ", ".join(str(o) for o in options)
+        raise PipelinesConfigError(f"{where}: {value!r} is not one of its options ({shown})")
+    regex = declared.get("regex")
+    if isinstance(regex, str) and isinstance(value, str):
+        pattern = regex[1:-1] if len(regex) > 1 and regex.startswith("/") and regex.endswith("/") else regex
+        if not re.search(pattern, value):
+            raise PipelinesConfigError(f"{where}: {value!r} does not match {regex}")
+    return value
+
+
+def _stage_of(component: Component, inputs: Mapping[str, Any]) -> str:
+    if "stage" in inputs:
+        return str(inputs["stage"])
+    declared = component.inputs.get("stage", {})
+    if "default" in declared:
+        return str(declared["default"])
+    stage = component.body.get(component.name, {}).get("stage") if isinstance(component.body, dict) else None
+    return stage if isinstance(stage, str) and "$[[" not in stage else "test"
+
+
+def choose(
+    available: Mapping[str, Component],
+    service: str,
+    section: Mapping[str, Any],
+    *,
+    components: Sequence[str] | None = None,
+    overrides: Sequence[tuple[str, str, str]] = (),
+    descriptor_name: str = "auto-service.yml",
+    source: str = "descriptor",
+) -> list[ChosenComponent]:
+    """Validate the choice of components and their inputs; fill ``service`` and ``descriptor`` inputs."""
+    names = list(components) if components is not None else section.get("components", list(DEFAULT_COMPONENTS))
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise PipelinesConfigError(f"{source}: pipeline: components must be a non-empty list of names")
+    known = ", ".join(sorted(available))
+    for name in names:
+        if name not in available:
+            raise PipelinesConfigError(f"unknown component {name!r} (the toolkit has: {known})")
+    if len(set(names)) != len(names):
+        raise PipelinesConfigError(f"{source}: a component is chosen twice ({', '.join(names)})")
+    given = section.get("inputs", {}) or {}
+    if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+        raise PipelinesConfigError(f"{source}: pipeline: inputs must map a component to its inputs")
+    for name in given:
+        # Inputs for a component the command line left out are the descriptor's, and simply unused.
+        if name not in names and components is None:
+            raise PipelinesConfigError(f"{source}: pipeline: inputs for {name!r}, which is not among the components")
+    merged: dict[str, dict[str, Any]] = {name: dict(given.get(name, {})) for name in names}
+    for component, name, value in overrides:
+        if component not in merged:
+            raise PipelinesConfigError(f"--input {component}.{name}: {component!r} is not among the chosen components")
+        merged[component][name] = value
+    chosen = []
+    for name in names:
+        declared = available[name].inputs
+        inputs = merged[name]
+        for key in inputs:
+            if key not in declared:
+                raise PipelinesConfigError(
+                    f"component {name} has no input {key!r} (it has: {', '.join(sorted(declared))})"
+                )
+        if "service" in declared and "service" not in inputs:
+            inputs["service"] = service
+        if "descriptor" in declared and "descriptor" not in inputs:
+            inputs["descriptor"] = descriptor_name
+        values = {key: coerce_input(name, key, declared[key], value) for key, value in inputs.items()}
+        for key, spec in declared.items():
+            if "default" not in spec and key not in values:
+                hint = spec.get("description", "")
+                hint = f" ({hint.rstrip('.')})" if hint else ""
+                raise PipelinesConfigError(
+                    f"component {name} needs input {key!r}{hint}: set pipeline.inputs.{name}.{key} in the "
+                    f"descriptor or pass --input {name}.{key}=VALUE"
+                )
+        ordered = {key: values[key] for key in declared if key in values}  # spec order: a stable file
+        chosen.append(ChosenComponent(name, ordered, _stage_of(available[name], values)))
+    return chosen
+
+
+def stages_of(chosen: Sequence[ChosenComponent]) -> list[str]:
+    """The ``stages:`` list: the usual order first, then any other stage in the order components use it."""
+    used = [c.stage for c in chosen]
+    ordered = [s for s in STAGE_ORDER if s in used]
+    for stage in used:
+        if stage not in ordered and stage not in (".pre", ".post"):
+            ordered.append(stage)
+    return ordered
+
+
+# --------------------------------------------------------------------------- render
+
+
+def _yaml_value(value: Any) -> str:
+    """One YAML scalar or flow sequence, quoted when plain text would change meaning."""
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=1000, allow_unicode=True)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
+
+
+def render_text(
+    chosen: Sequence[ChosenComponent],
+    *,
+    descriptor: str,
+    version: str = DEFAULT_VERSION,
+    component_path: str = DEFAULT_COMPONENT_PATH,
+    templates_dir: str | Path = TEMPLATES_DIR,
+) -> str:
+    """The ``.gitlab-ci.yml`` text (Jinja2, in memory)."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - YAML, not HTML; values go through yaml_value
+    )
+    environment.filters["yaml_value"] = _yaml_value
+    try:
+        template = environment.get_template(PIPELINE_TEMPLATE)
+    except jinja2.TemplateNotFound:
+        raise PipelinesConfigError(f"{templates_dir}: no {PIPELINE_TEMPLATE}; pass --templates DIR") from None
+    return template.render(
+        components=chosen,
+        stages=stages_of(chosen),
+        descriptor=descriptor,
+        version=version,
+        component_path=component_path,
+    )
+
+
+def _interpolate(node: Any, inputs: Mapping[str, Any], component: str) -> Any:
+    """``node`` with ``$[[ inputs.x ]]`` replaced the way GitLab does: a whole value keeps its type."""
+    if isinstance(node, str):
+        whole = _INTERPOLATION.fullmatch(node.strip())
+        for match in _INTERPOLATION.finditer(node):
+            if match.group(2):
+                raise PipelinesConfigError(
+                    f"component {component}: input functions ({match.group(2).strip()}) are not expanded here"
+                )
+        if whole:
+            return inputs[whole.group(1)]
+        return _INTERPOLATION.sub(lambda m: str(inputs[m.group(1)]), node)
+    if isinstance(node, dict):
+        return {_interpolate(k, inputs, component): _interpolate(v, inputs, component) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, inputs, component) for v in node]
+    return node
+
+
+def expand(
+    chosen: Sequence[ChosenComponent], available: Mapping[str, Component], stages: Sequence[str]
+) -> dict[str, Any]:
+    """The pipeline GitLab builds from the include: every component's jobs with its inputs filled in."""
+    body: dict[str, Any] = {"stages": list(stages)}
+    for component in chosen:
+        declared = available[component.name].inputs
+        values = {k: spec["default"] for k, spec in declared.items() if "default" in spec}
+        values.update(component.inputs)
+        for key, value in _interpolate(available[component.name].body, values, component.name).items():
+            if key in body and key != "stages":
+                raise PipelinesConfigError(f"components define {key!r} twice (the last is {component.name})")
+            body[key] = value
+    return body
+
+
+def render(
+    descriptor: str | Path,
+    *,
+    components: Sequence[str] | None = None,
+    overrides: Sequence[tuple[str, str, str]] = (),
+    version: str | None = None,
+    component_path: str = DEFAULT_COMPONENT_PATH,
+    templates_dir: str | Path = TEMPLATES_DIR,
+    out: str | Path | None = None,
+) -> RenderResult:
+    """Load, validate, render and lint; writes nothing. ``out`` only decides relative paths in the file."""
+    service, section = load_descriptor(descriptor)
+    chosen_version = version if version is not None else str(section.get("version", DEFAULT_VERSION))
+    if not _VERSION.match(chosen_version):
+        raise PipelinesConfigError(
+            f"component version {chosen_version!r}: use a release (1, 1.2, 1.2.3), ~latest or a commit SHA"
+        )
+    available = load_components(templates_dir)
+    # Paths in the file are relative to where it lives: beside the descriptor unless --out says otherwise.
+    out_dir = Path(out).resolve().parent if out not in (None, "-") else Path(descriptor).resolve().parent
+    descriptor_name = Path(os.path.relpath(Path(descriptor).resolve(), out_dir)).as_posix()
+    chosen = choose(
+        available,
+        service,
+        section,
+        components=components,
+        overrides=overrides,
+        descriptor_name=descriptor_name,
+        source=str(descriptor),
+    )
+    text = render_text(
+        chosen,
+        descriptor=descriptor_name,
+        version=chosen_version,
+        component_path=component_path,
+        templates_dir=templates_dir,
+    )
+    label = str(out) if out not in (None, "-") else "<rendered>"
+    spec, body = parse_pipeline(text, label)
+    issues = lint_document(label, spec, body)
+    stages = stages_of(chosen)
+    issues += lint_document(f"{label} (components expanded)", None, expand(chosen, available, stages))
+    return RenderResult(text, descriptor_name, chosen, stages, issues)
+
+
+# --------------------------------------------------------------------------- write
+
+
+def drift(result: RenderResult, path: str | Path) -> list[str]:
+    """A unified diff from the file at ``path`` to the rendered text; empty when they are the same."""
+    try:
+        current = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        current = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelinesConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return list(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            result.text.splitlines(keepends=True),
+            fromfile=f"{path} (committed)",
+            tofile=f"{path} (rendered)",
+        )
+    )
+
+
+def write_atomically(text: str, path: str | Path) -> None:
+    """Replace ``path`` with ``text`` in one rename: a reader sees the old file or the new one, never half."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise PipelinesConfigError(f"{directory}: no such directory to write {target.name} into")
+    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
