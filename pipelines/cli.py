@@ -1,56 +1,184 @@
 """``auto-pipelines``: the command line. The library raises; only this module prints and exits.
 
-Exit codes: 0 every file is clean (warnings alone do not fail); 2 bad input (a missing or unparsable
-file, a bad command line); 3 at least one file has lint errors.
+Exit codes: 0 success (every file is clean; warnings alone do not fail); 2 bad input (a missing or
+unparsable file, a bad command line, missing GitLab settings, invalid TLS material); 3 at least one
+file has lint errors; 4 the GitLab API refused the request or could not be reached; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
+from deployer.ci_log import section
 from deployer.messages import OneLineArgumentParser, one_line
-from pipelines.errors import EXIT_BAD_INPUT, EXIT_ISSUES, EXIT_OK, PipelinesError
+from pipelines.errors import EXIT_BAD_INPUT, EXIT_ISSUES, EXIT_OK, PipelinesConfigError, PipelinesError
+from pipelines.gitlab_yaml import load_pipeline
 from pipelines.lint import SEVERITY_ERROR, SEVERITY_WARNING, Issue, lint_file
+from pipelines.render_cli import add_render_parser, run_render
 
+EXIT_INTERRUPTED = 130
 EXIT_CODES_HELP = """exit codes:
-  0  every file is clean (warnings, such as a needs: target that may come from an include:, do not fail)
-  2  bad input: a missing, unreadable or unparsable file (invalid YAML, a duplicate key), a bad command line
-  3  at least one file has lint errors"""
+  0  every file is clean (warnings, such as a needs: target that may come from an include:, do not fail);
+     secrets push / deployment record: done (or, with --dry-run, nothing to report as wrong)
+  2  bad input: a missing, unreadable or unparsable file (invalid YAML, a duplicate key), a bad command line,
+     GITLAB_URL / GITLAB_TOKEN / the project missing, invalid TLS material (then nothing is uploaded)
+  3  at least one file has lint errors (offline ones, or GitLab's own with --remote)
+  4  the GitLab API refused or is unreachable: token refused (401), no permission (403), project or resource
+     not found (404), endpoint removed (410), connection, timeout or TLS verification failure, other errors;
+     when secrets push fails part-way, the message says what was and was not changed
+  130 interrupted"""
+
+GITLAB_HELP = """GitLab settings (environment):
+  GITLAB_URL      GitLab's https address (default: CI_SERVER_URL)
+  GITLAB_TOKEN    an access token with scope api; never printed
+  CI_PROJECT_ID   the project when --project is not given
+  GITLAB_CA_FILE  a CA bundle for GitLab's certificate when --ca-file is not given (TLS is always verified)"""
+
+
+def _phase(name: str, header: str) -> AbstractContextManager[None]:
+    """A collapsible log section (on stderr) under GitLab CI; nothing at all elsewhere."""
+    return section(name, header) if os.environ.get("GITLAB_CI") else nullcontext()
+
+
+def _with_gitlab(p: argparse.ArgumentParser, project_help: str) -> None:
+    p.add_argument("--project", metavar="ID_OR_PATH", help=project_help)
+    p.add_argument("--ca-file", metavar="FILE", help="CA bundle to verify GitLab's certificate (GITLAB_CA_FILE)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``auto-pipelines``."""
+    epilog = f"{GITLAB_HELP}\n\n{EXIT_CODES_HELP}"
     parser = OneLineArgumentParser(
         prog="auto-pipelines",
-        description="Check GitLab CI files and the toolkit's CI/CD components, offline.",
-        epilog=EXIT_CODES_HELP,
+        description="Check GitLab CI files and the toolkit's CI/CD components, offline or with GitLab's CI lint; "
+        "push the Docker TLS files as CI/CD variables; record deployments in GitLab's Environments.",
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     p = sub.add_parser(
         "lint",
         help="lint GitLab CI files / CI/CD components offline: GitLab's CI schema, stages, needs, extends, "
-        "!reference, spec: inputs",
-        epilog=EXIT_CODES_HELP,
+        "!reference, spec: inputs; with --remote also with GitLab's CI lint API",
+        description="Lint GitLab CI files offline; with --remote, also send each file to GitLab's project CI lint "
+        "(a dry run: POST /projects/:id/ci/lint with dry_run=true), or without a project to the global "
+        "/ci/lint of GitLab < 16. GitLab's errors and warnings are shown like the offline ones. Component files "
+        "(with a spec: header) are not sent: GitLab lints them only when included.",
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", nargs="+", metavar="FILE", help=".gitlab-ci.yml or a component's template .yml")
     p.add_argument("--json", action="store_true", help="print a JSON list of results on stdout")
+    p.add_argument("--remote", action="store_true", help="also lint with GitLab's CI lint API (needs GITLAB_URL/TOKEN)")
+    _with_gitlab(p, "the project whose CI lint to use (default: CI_PROJECT_ID; none: the global endpoint)")
+    p.add_argument("--ref", help="branch or tag the dry run simulates a pipeline for (default: the default branch)")
+    p.set_defaults(handler=_lint)
+    add_render_parser(sub).set_defaults(handler=run_render)
+
+    secrets = sub.add_parser(
+        "secrets",
+        help="CI/CD variables in GitLab",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True, parser_class=OneLineArgumentParser)
+    p = secrets_sub.add_parser(
+        "push",
+        help="upload the Docker TLS files as file-type, protected, environment-scoped variables",
+        description="Upload AUTO_DOCKER_CA, AUTO_DOCKER_CERT and AUTO_DOCKER_KEY as project CI/CD variables: type "
+        "file, protected, raw, scoped to --environment, masked where GitLab allows (PEM files never: they span "
+        "several lines). The material is checked first (the key must belong to the certificate, the CA must "
+        "parse); nothing is uploaded when it is not valid. Reports per variable: created, updated (which "
+        "attributes) or unchanged; never a value (a certificate's SHA-256 fingerprint at most).",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--environment", required=True, metavar="ENV", help="the environment scope of the variables")
+    _with_gitlab(p, "the project (default: CI_PROJECT_ID)")
+    p.add_argument(
+        "--cert-dir",
+        metavar="DIR",
+        help="directory with ca.pem, cert.pem, key.pem (default: AUTO_DOCKER_CA/CERT/KEY or AUTO_DOCKER_CERT_PATH)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="read and compare only; change nothing")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.set_defaults(handler=_secrets_push)
+
+    deployment = sub.add_parser(
+        "deployment",
+        help="deployments in GitLab's Environments",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    deployment_sub = deployment.add_subparsers(
+        dest="deployment_command", required=True, parser_class=OneLineArgumentParser
+    )
+    p = deployment_sub.add_parser(
+        "record",
+        help="create a deployment (prints its id), or update its status with --id",
+        description="Without --id, create a deployment (POST /projects/:id/deployments) and print its id alone on "
+        "stdout, as in ID=$(auto-pipelines deployment record --status running); with --id, update that "
+        "deployment's status (PUT /projects/:id/deployments/:id). In CI, --environment, --ref and --sha default to "
+        "CI_ENVIRONMENT_NAME, CI_COMMIT_REF_NAME and CI_COMMIT_SHA.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--environment", metavar="ENV", help="the environment (default: CI_ENVIRONMENT_NAME)")
+    _with_gitlab(p, "the project (default: CI_PROJECT_ID)")
+    p.add_argument("--ref", help="the branch or tag deployed (default: CI_COMMIT_REF_NAME)")
+    p.add_argument("--sha", help="the full commit SHA deployed (default: CI_COMMIT_SHA)")
+    p.add_argument("--tag", action="store_true", help="--ref is a tag (default: when it is CI_COMMIT_TAG)")
+    p.add_argument(
+        "--status", required=True, choices=("running", "success", "failed", "canceled"), help="the deployment's status"
+    )
+    p.add_argument("--id", type=int, dest="deployment_id", metavar="N", help="update this deployment's status")
+    p.add_argument("--json", action="store_true", help="print the deployment as JSON on stdout")
+    p.set_defaults(handler=_deployment_record)
     return parser
 
 
+# --------------------------------------------------------------------------- lint
+
+
 def _lint(args: argparse.Namespace) -> int:
+    client = settings = None
+    if args.remote:
+        # GitLab modules are imported on demand: python-gitlab would triple the start-up time of offline lint.
+        from pipelines.gitlab_api import connect, load_settings
+
+        # Settings first: a missing token fails before any work is done.
+        settings = load_settings(os.environ, project=args.project, ca_file=args.ca_file, need_project=False)
+        if args.ref and not settings.project:
+            raise PipelinesConfigError("--ref needs a project: pass --project ID_OR_PATH or set CI_PROJECT_ID")
+        client = connect(settings)
+    elif args.project or args.ref or args.ca_file:
+        raise PipelinesConfigError("--project, --ref and --ca-file are for --remote")
     results: dict[str, list[Issue]] = {}
     failed = 0
-    for file in args.files:
-        try:
-            results[file] = lint_file(file)
-        except PipelinesError as exc:
-            print(f"Error: {one_line(str(exc))}", file=sys.stderr)
-            failed += 1
+    with _phase("offline_lint", "Offline lint") if args.remote else nullcontext():
+        for file in args.files:
+            try:
+                results[file] = lint_file(file)
+            except PipelinesError as exc:
+                print(f"Error: {one_line(str(exc))}", file=sys.stderr)
+                failed += 1
+    if client is not None and settings is not None:
+        from pipelines.remote_lint import component_skipped, lint_remote
+
+        with _phase("remote_lint", "GitLab CI lint"):
+            for file in results:
+                spec, _body = load_pipeline(file)
+                if spec is not None:
+                    results[file].append(component_skipped(file))
+                    continue
+                content = Path(file).read_text(encoding="utf-8").removeprefix("\ufeff")
+                results[file] += lint_remote(client, settings, file, content, ref=args.ref)
     errors = sum(i.severity == SEVERITY_ERROR for issues in results.values() for i in issues)
     warnings = sum(i.severity == SEVERITY_WARNING for issues in results.values() for i in issues)
     if args.json:
@@ -80,14 +208,87 @@ def _lint(args: argparse.Namespace) -> int:
     return EXIT_ISSUES if errors else EXIT_OK
 
 
+# --------------------------------------------------------------------------- secrets push
+
+
+def _secrets_push(args: argparse.Namespace) -> int:
+    from pipelines.gitlab_api import connect, load_settings
+    from pipelines.secrets import UNCHANGED, check_environment, load_tls, push_secrets
+
+    settings = load_settings(os.environ, project=args.project, ca_file=args.ca_file)
+    check_environment(args.environment)
+    with _phase("tls_material", "Checking the Docker TLS material"):
+        material = load_tls(args.cert_dir, os.environ)  # invalid material stops here: nothing is sent
+    client = connect(settings)
+    header = "Comparing CI/CD variables (dry run)" if args.dry_run else "Uploading CI/CD variables"
+    with _phase("gitlab_variables", header):
+        report = push_secrets(client, settings, args.environment, material, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"project {report.project}, environment {report.environment}: {material.describe()}")
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for change in report.variables:
+        counts[change.action] += 1
+        if change.action == UNCHANGED:
+            what = "unchanged"
+        else:
+            what = ("would be " if report.dry_run else "") + change.action
+            if change.changed:
+                what += f": {', '.join(change.changed)}"
+        details = ["file", "protected", "raw", f"scope {report.environment}"]
+        details.append("masked" if change.masked else f"not masked: {change.mask_reason}")
+        if change.fingerprint:
+            details.append(change.fingerprint)
+        print(f"{change.key}: {what} ({'; '.join(details)})")
+    summary = ", ".join(f"{n} {'would be ' if report.dry_run and a != UNCHANGED else ''}{a}" for a, n in counts.items())
+    prefix = "dry run, nothing changed: " if report.dry_run else ""
+    print(f"{prefix}{len(report.variables)} variable(s): {summary}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- deployment record
+
+
+def _deployment_record(args: argparse.Namespace) -> int:
+    from pipelines.deployments import deployment_request, record_deployment
+    from pipelines.gitlab_api import connect, load_settings
+
+    request = deployment_request(
+        os.environ,
+        status=args.status,
+        environment=args.environment,
+        ref=args.ref,
+        sha=args.sha,
+        tag=args.tag,
+        deployment_id=args.deployment_id,
+    )
+    settings = load_settings(os.environ, project=args.project, ca_file=args.ca_file)
+    client = connect(settings)
+    with _phase("deployment_record", "Recording the deployment in GitLab"):
+        result = record_deployment(client, settings, request)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+        return EXIT_OK
+    # The id alone on stdout, for ID=$(...); the description on stderr.
+    print(result.id)
+    ref = f", ref {result.ref}, sha {result.sha[:8]}" if result.ref and result.sha else ""
+    print(
+        f"deployment {result.id} (#{result.iid}) {result.action}: environment {result.environment}, "
+        f"status {result.status}{ref}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``auto-pipelines``; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return _lint(args)
+        return args.handler(args)
     except PipelinesError as exc:
         print(f"Error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

@@ -21,3 +21,41 @@ class PipelinesConfigError(PipelinesError):
     """Bad input: a pipeline file that is missing, unreadable or not YAML."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+EXIT_GITLAB = 4  # the GitLab API refused the request or could not be reached
+
+
+class PipelinesGitLabError(PipelinesError):
+    """GitLab's API refused a request or could not be reached. The message never holds a secret."""
+
+    exit_code = EXIT_GITLAB
+
+
+class GitLabAuthError(PipelinesGitLabError):
+    """401: GitLab refused the token."""
+
+
+class GitLabPermissionError(PipelinesGitLabError):
+    """403: the token is valid but lacks the permission (role or scope) the call needs."""
+
+
+class GitLabNotFoundError(PipelinesGitLabError):
+    """404: the project, or the resource inside it, does not exist or is not visible to the token."""
+
+
+class GitLabGoneError(PipelinesGitLabError):
+    """410: this GitLab removed the endpoint."""
+
+
+class GitLabUnreachableError(PipelinesGitLabError):
+    """No usable answer: connection refused, timeout, DNS or TLS verification failure."""
+
+
+class GitLabPartialError(PipelinesGitLabError):
+    """A run of several writes failed part-way; the message says what was and was not changed."""
+
+    def __init__(self, message: str, done: list[str], not_done: list[str]) -> None:
+        super().__init__(message)
+        self.done = done
+        self.not_done = not_done

@@ -1,0 +1,86 @@
+"""``lint --remote``: GitLab's own CI lint, its errors and warnings shown as :class:`~pipelines.lint.Issue`.
+
+With a project: ``POST /projects/:id/ci/lint`` with ``dry_run=true`` (a pipeline-creation simulation on
+``ref``, else the default branch). Without one: the global ``POST /ci/lint`` of GitLab < 16, whose
+410 Gone on newer GitLab becomes a message that says to pass a project.
+"""
+
+from __future__ import annotations
+
+import re
+
+import gitlab
+
+from deployer.messages import json_path
+from pipelines.errors import GitLabGoneError, PipelinesConfigError
+from pipelines.gitlab_api import PROJECT_ENV, GitLabSettings, api_errors, project_of, scrub
+from pipelines.lint import SEVERITY_ERROR, SEVERITY_WARNING, Issue
+
+RULE = "gitlab-lint"
+RULE_SKIPPED = "gitlab-lint-skipped"
+_HINT_403 = "a dry-run lint simulates a pipeline, which needs at least the Developer role on the project"
+# GitLab names the job in most of its messages: "jobs:build config ...", "jobs:build:rules config ...".
+_JOB_PATH = re.compile(r"^jobs:(\S+?):?\s")
+_MAX_MESSAGE = 300  # as offline lint's
+
+
+def _path_of(message: str) -> str:
+    """A JSON path for GitLab's message when it names a job, else the document root."""
+    match = _JOB_PATH.match(message)
+    return json_path(match.group(1).split(":")) if match else "$"
+
+
+def component_skipped(file: str) -> Issue:
+    """The warning for a component file, which GitLab lints only once included with its inputs."""
+    return Issue(
+        file,
+        "$",
+        "not linted remotely: a CI/CD component (spec: header) is linted by GitLab only when included with its "
+        "inputs; lint a .gitlab-ci.yml that includes it instead",
+        RULE_SKIPPED,
+        SEVERITY_WARNING,
+    )
+
+
+def _issues(file: str, errors: list[object], warnings: list[object], settings: GitLabSettings) -> list[Issue]:
+    issues = []
+    for severity, messages in ((SEVERITY_ERROR, errors), (SEVERITY_WARNING, warnings)):
+        for message in messages or []:
+            text = scrub(str(message), [settings.token], _MAX_MESSAGE)
+            issues.append(Issue(file, _path_of(text), f"GitLab: {text}", RULE, severity))
+    return issues
+
+
+def lint_remote(
+    client: gitlab.Gitlab, settings: GitLabSettings, file: str, content: str, *, ref: str | None = None
+) -> list[Issue]:
+    """GitLab's verdict on ``content`` (the text of ``file``) as issues; an empty list when GitLab says valid.
+
+    Raises a ``pipelines.errors`` GitLab error when GitLab refuses or cannot be reached.
+    """
+    if ref and not settings.project:
+        raise PipelinesConfigError("--ref needs a project: pass --project ID_OR_PATH or set " + PROJECT_ENV)
+    if settings.project:
+        data: dict[str, object] = {"content": content, "dry_run": True}
+        if ref:
+            data["ref"] = ref
+        project = project_of(client, settings)
+        with api_errors(settings, f"linting {file} with GitLab's project CI lint", hint_403=_HINT_403):
+            result = project.ci_lint.create(data)
+        attributes = result.attributes
+        issues = _issues(file, attributes.get("errors", []), attributes.get("warnings", []), settings)
+        if not attributes.get("valid", False) and not any(i.severity == SEVERITY_ERROR for i in issues):
+            issues.append(Issue(file, "$", "GitLab: invalid (it gave no reason)", RULE))
+        return issues
+    try:
+        with api_errors(settings, f"linting {file} with GitLab's global CI lint"):
+            result = client.ci_lint.create({"content": content})
+    except GitLabGoneError:
+        raise GitLabGoneError(
+            f"this GitLab removed the global CI lint endpoint (410): pass --project or set {PROJECT_ENV}"
+        ) from None
+    attributes = result.attributes
+    issues = _issues(file, attributes.get("errors", []), attributes.get("warnings", []), settings)
+    if attributes.get("status") != "valid" and not any(i.severity == SEVERITY_ERROR for i in issues):
+        issues.append(Issue(file, "$", "GitLab: invalid (it gave no reason)", RULE))
+    return issues
