@@ -7,10 +7,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the lab and tests need: dockerd for the swarm clusters, busybox for the image,
 # haproxy in front of both colours, wrk for the switch benchmark, chromium for the docs browser test.
-# The machine's own Node.js/npm fetch the real-world spec corpus (Debian's npm would replace that Node).
-APT_PACKAGES := docker.io busybox-static iproute2 curl haproxy wrk chromium
+# rsync for gitlab-ci-local (it copies artifacts and caches with it).
+# The machine's own Node.js/npm fetch the real-world spec corpus and gitlab-ci-local (Debian's npm would
+# replace that Node).
+APT_PACKAGES := docker.io busybox-static iproute2 curl haproxy wrk chromium rsync
+# gitlab-ci-local runs the toolkit's own pipeline and a generated service's pipeline in the suite (shell
+# executor). 4.72.0 is the last release that runs on Node 20; pinned, installed into a project-local prefix.
+GCL_VERSION := 4.72.0
+GCL_PREFIX := .cache/node
+GCL_STAMP := $(GCL_PREFIX)/.gitlab-ci-local-$(GCL_VERSION)
 
-.PHONY: help system venv test unit lint demo lab-up lab-down bench bench-docs clean docs corpus
+.PHONY: help system venv test unit lint demo lab-up lab-down bench bench-docs clean docs corpus gitlab-ci-local
 
 help:
 	@echo "make demo  - set up, start the lab, deploy v1 live and v2 idle, switch under load"
@@ -21,7 +28,7 @@ help:
 system:
 	@if ! command -v dockerd >/dev/null || ! command -v busybox >/dev/null || ! command -v ip >/dev/null \
 	    || ! command -v curl >/dev/null || ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null \
-	    || ! command -v chromium >/dev/null; then \
+	    || ! command -v chromium >/dev/null || ! command -v rsync >/dev/null; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "Error: installing $(APT_PACKAGES) needs root: run as root or sudo" >&2; exit 2; fi; \
 	  echo "installing $(APT_PACKAGES) with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
@@ -42,12 +49,21 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit tests/state
 
-test: system $(STAMP) lint corpus
+test: system $(STAMP) lint corpus gitlab-ci-local
 	$(BIN)/pytest tests
 
 # The real-world specs (npm packages, pinned) for the docgen tests and benchmark.
 corpus: system $(STAMP)
 	$(PY) tests/docgen/realworld.py
+
+# gitlab-ci-local $(GCL_VERSION) (exact) into $(GCL_PREFIX)/node_modules/.bin, for tests/pipelines/test_gitlab_ci_local.py.
+gitlab-ci-local: $(GCL_STAMP)
+
+$(GCL_STAMP): | system
+	@command -v npm >/dev/null || { echo "Error: npm (Node.js 20) is needed to install gitlab-ci-local" >&2; exit 2; }
+	npm install --prefix $(GCL_PREFIX) --save-exact --no-audit --no-fund --loglevel=error gitlab-ci-local@$(GCL_VERSION)
+	$(GCL_PREFIX)/node_modules/.bin/gitlab-ci-local --version
+	touch $@
 
 # The toolkit's own docs portal: the platform guide and sample services, the state service's contract
 # among them, to public/ (GitLab Pages).

@@ -1,0 +1,341 @@
+"""The pipelines themselves, run with gitlab-ci-local's shell executor: the jobs really execute.
+
+* The toolkit's own ``.gitlab-ci.yml``: ``lint``, ``unit`` and ``pages`` in a committed snapshot of the
+  current work tree (never ``test``: that job is ``make test``, this suite).
+* A generated service's ``.gitlab-ci.yml`` (the cookiecutter with its default answers, committed with
+  ``origin`` https://gitlab.example.test/team/orders.git), its components resolved over git from a stand-in
+  for the toolkit published on GitLab (see ``gitlab_ci_local.py``): which jobs exist on the default branch
+  and on a feature branch, the ``test`` job (tox lint, test, docs, spec), the ``pages`` job (auto-docs from
+  the service's ``auto-service.yml``, the toolkit installed from the snapshot through the component's
+  ``toolkit-package`` input), and ``deploy-staging`` against the lab.
+
+Without gitlab-ci-local (``make gitlab-ci-local``), rsync, git or python3 the tests skip, or fail when CI=true.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from cookiecutter.main import cookiecutter
+
+from tests.pipelines import gitlab_ci_local as gcl
+
+ROOT = gcl.ROOT
+TEMPLATE = ROOT / "cookiecutter-auto-service"
+SLUG, PORT = "orders", 8080  # the template's default answers
+SERVICE_ORIGIN = f"https://{gcl.FAKE_GITLAB}/team/{SLUG}.git"
+TOOLKIT_ORIGIN = f"https://{gcl.FAKE_GITLAB}/{gcl.COMPONENT_PROJECT}.git"
+FEATURE = "feature/gitlab-ci-local"
+LIST_TIMEOUT = 120
+TOOLKIT_TIMEOUT = 900  # lint + unit + pages, about 1.5 min
+TEST_JOB_TIMEOUT = 900  # tox lint,test,docs,spec, about 1.2 min
+PAGES_TIMEOUT = 600
+DEPLOY_TIMEOUT = 600
+
+
+def unavailable(reason: str) -> None:
+    """Skip for lack of ``reason``, or fail when CI=true (CI must have everything)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"required in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def job_results(output: str) -> dict[str, str]:
+    """``{job: PASS|FAIL|WARN}`` from the summary gitlab-ci-local prints last."""
+    return {m["job"]: m["status"] for m in re.finditer(r"^\s*(?P<status>PASS|FAIL|WARN)\s+(?P<job>\S+)", output, re.M)}
+
+
+def assert_passed(result: gcl.Result, *jobs: str) -> None:
+    assert not result.timed_out, result.tail()
+    statuses = job_results(result.output)
+    assert result.returncode == 0 and all(statuses.get(job) == "PASS" for job in jobs), (
+        f"exit {result.returncode}, jobs {statuses}\n{result.tail()}"
+    )
+
+
+@pytest.fixture(scope="module")
+def gitlab_ci_local() -> str:
+    for tool in ("git", "rsync", "python3"):
+        if shutil.which(tool) is None:
+            unavailable(f"{tool} is not installed (make system installs it)")
+    found = gcl.executable()
+    if found is None:
+        unavailable("gitlab-ci-local is not installed: run `make gitlab-ci-local`")
+    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=60, check=False)
+    if version.returncode != 0:
+        unavailable(f"{found} --version failed: {(version.stderr or version.stdout).strip()[-300:]}")
+    assert version.stdout.strip() == gcl.VERSION, f"{found} is {version.stdout.strip()}, not {gcl.VERSION}"
+    return found
+
+
+@pytest.fixture(scope="module")
+def toolkit(tmp_path_factory: pytest.TempPathFactory, gitlab_ci_local: str) -> Path:
+    """The toolkit's work tree as it is now, committed on main with a GitLab origin."""
+    repo = gcl.snapshot_worktree(ROOT, tmp_path_factory.mktemp("toolkit") / "toolkit")
+    gcl.commit_repo(repo, origin=TOOLKIT_ORIGIN)
+    return repo
+
+
+# --- the toolkit's own pipeline ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toolkit_run(toolkit: Path, gitlab_ci_local: str) -> gcl.Result:
+    result = gcl.run(gcl.command(toolkit, ["lint", "unit", "pages"], gcl=gitlab_ci_local), TOOLKIT_TIMEOUT)
+    print(f"toolkit lint+unit+pages: {result.seconds:.0f} s")
+    return result
+
+
+def test_toolkit_pipeline_on_the_default_branch_has_lint_unit_test_pages(toolkit: Path, gitlab_ci_local: str) -> None:
+    result = gcl.run(gcl.command(toolkit, list_jobs=True, gcl=gitlab_ci_local), LIST_TIMEOUT)
+    assert result.returncode == 0, result.tail()
+    assert gcl.jobs_listed(result.output) == ["lint", "unit", "test", "pages"]
+
+
+def test_toolkit_lint_job_passes(toolkit_run: gcl.Result, toolkit: Path) -> None:
+    assert_passed(toolkit_run, "lint")
+    assert re.search(r"^lint\s+>.*lint: OK", toolkit_run.output, re.M), toolkit_run.tail()
+    # Installed into the job's own virtualenv, not the machine's Python.
+    assert (toolkit / ".venv" / "bin" / "tox").exists()
+
+
+def test_toolkit_unit_job_passes(toolkit_run: gcl.Result) -> None:
+    assert_passed(toolkit_run, "unit")
+    assert re.search(r"^unit\s+>.*unit: OK", toolkit_run.output, re.M), toolkit_run.tail()
+    assert "test" not in job_results(toolkit_run.output)  # never `make test` from inside the suite
+
+
+def test_toolkit_pages_job_builds_the_portal(toolkit_run: gcl.Result, toolkit: Path) -> None:
+    assert_passed(toolkit_run, "pages")
+    public = toolkit / "public"
+    assert (public / "index.html").is_file()
+    assert json.loads((public / "openapi.json").read_text())["openapi"].startswith("3.")
+    assert json.loads((toolkit / "docs-report.json").read_text())
+
+
+# --- a generated service's pipeline --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def components(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
+    """The toolkit's current templates/ published as auto/toolkit 1.0.0 on the fake GitLab (git config)."""
+    git_root = gcl.component_project(ROOT / "templates", tmp_path_factory.mktemp("gitlab") / "git")
+    return gcl.insteadof(git_root)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, gitlab_ci_local: str) -> Path:
+    """The template baked with its defaults, committed on main with its GitLab origin."""
+    home = tmp_path_factory.mktemp("cookiecutter-home")
+    config = home / "config.yaml"
+    config.write_text(f"cookiecutters_dir: {home / 'templates'}\nreplay_dir: {home / 'replay'}\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COOKIECUTTER_CONFIG", str(config))
+        project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path_factory.mktemp("bake"))))
+    gcl.commit_repo(project, origin=SERVICE_ORIGIN)
+    return project
+
+
+def service_run(service: Path, branch: str, jobs: list[str], timeout: float, **options) -> gcl.Result:
+    gcl.checkout(service, branch)
+    return gcl.run(gcl.command(service, jobs, **options), timeout)
+
+
+@pytest.mark.parametrize(
+    ("branch", "present", "absent"),
+    [(gcl.DEFAULT_BRANCH, "pages", "deploy-staging"), (FEATURE, "deploy-staging", "pages")],
+    ids=["default-branch", "feature-branch"],
+)
+def test_service_jobs_per_branch(
+    service: Path, components: list, gitlab_ci_local: str, branch: str, present: str, absent: str
+) -> None:
+    result = service_run(service, branch, [], LIST_TIMEOUT, gcl=gitlab_ci_local, git_config=components, list_jobs=True)
+    assert result.returncode == 0, result.tail()
+    jobs = gcl.jobs_listed(result.output)
+    assert present in jobs and absent not in jobs, jobs
+    assert {"build", "test"} <= set(jobs)
+    # `@1` was resolved to the tag through `git ls-remote`, and the templates fetched over git.
+    assert (service / ".gitlab-ci-local/includes" / gcl.FAKE_GITLAB / gcl.COMPONENT_PROJECT / "1.0.0").is_dir()
+
+
+def test_service_test_job_runs_tox_lint_test_docs_spec(service: Path, components: list, gitlab_ci_local: str) -> None:
+    result = service_run(service, FEATURE, ["test"], TEST_JOB_TIMEOUT, gcl=gitlab_ci_local, git_config=components)
+    print(f"service test job: {result.seconds:.0f} s")
+    assert_passed(result, "test")
+    for env in ("lint", "test", "docs", "spec"):
+        assert re.search(rf"^test\s+>\s+{env}: OK", result.output, re.M), f"tox {env} did not run\n{result.tail()}"
+    assert re.search(r"^test\s+>\s+\S.* passed", result.output, re.M)  # pytest's summary: the tests ran
+
+
+def test_service_pages_job_builds_public(service: Path, components: list, gitlab_ci_local: str, toolkit: Path) -> None:
+    result = service_run(
+        service,
+        gcl.DEFAULT_BRANCH,
+        ["pages"],
+        PAGES_TIMEOUT,
+        gcl=gitlab_ci_local,
+        git_config=components,
+        inputs={"pages:toolkit-package": str(toolkit)},  # the current toolkit, not a release from PyPI
+    )
+    print(f"service pages job: {result.seconds:.0f} s")
+    assert_passed(result, "pages")
+    assert (service / "public" / "index.html").is_file()
+    spec = json.loads((service / "public" / "openapi.json").read_text())
+    assert spec["info"]["title"] == "Orders"
+    report = json.loads((service / "docs-report.json").read_text())
+    assert report
+
+
+# --- deploy-staging against the lab --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab():
+    """The lab (tests/e2e/conftest.py's helpers): up, or a failure when CI=true, else a skip."""
+    from tests.e2e.conftest import Lab, _lab_unavailable, parse_exports
+
+    if os.geteuid() != 0:
+        _lab_unavailable("the lab needs root")
+    try:
+        from deployer.lab import lab as lab_module
+
+        info = lab_module.up()
+        exports = parse_exports(lab_module.env_lines())
+    except Exception as exc:  # noqa: BLE001 - any failure to start is reported, not hidden
+        _lab_unavailable(f"{type(exc).__name__}: {exc}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTO_", "DOCKER_", "GITLAB_"))}
+    env.update(exports)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    return Lab(env, info)
+
+
+def remove_stack(lab, stack: str) -> None:
+    """The stack's services gone on both colours, and its containers (its published host port freed)."""
+    for colour in ("blue", "green"):
+        api = lab.docker(colour)
+        label = f"com.docker.stack.namespace={stack}"
+        for service in api.services(filters={"label": label}):
+            api.remove_service(service["ID"])
+        deadline = time.monotonic() + 60
+        while api.containers(filters={"label": label}) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        api.close()
+
+
+def lab_variables(lab, path: Path) -> Path:
+    """The CI/CD variables a staging project would hold, as gitlab-ci-local's variables file: the Docker TLS
+    files as file-type variables (what ``auto-pipelines secrets push`` stores), the state service's URL,
+    token and CA."""
+    certs = Path(lab.env["AUTO_DOCKER_CERT_PATH"])
+
+    def file_variable(source: Path) -> dict:
+        return {"type": "file", "values": {"*": source.read_text()}}
+
+    variables = {
+        "AUTO_DOCKER_CA": file_variable(certs / "ca.pem"),
+        "AUTO_DOCKER_CERT": file_variable(certs / "cert.pem"),
+        "AUTO_DOCKER_KEY": file_variable(certs / "key.pem"),
+        "AUTO_STATE_URL": lab.env["AUTO_STATE_URL"],
+        "AUTO_STATE_TOKEN": Path(lab.env["AUTO_STATE_TOKEN_FILE"]).read_text().strip(),
+        "AUTO_STATE_CA": file_variable(Path(lab.env["AUTO_STATE_CA"])),
+    }
+    path.write_text(yaml.safe_dump(variables))
+    return path
+
+
+def http_get(url: str, timeout: float = 30) -> tuple[int, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status, response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@pytest.fixture
+def deployed_image(lab, service: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The service's image as the build job would tag it (``IMAGE:SHORT_SHA`` of the feature branch's
+    commit), built on both lab daemons from the committed tree; ``(repository, tag)``."""
+    from deployer.lab import service_image
+
+    gcl.checkout(service, FEATURE)
+    sha = gcl.git(service, "rev-parse", "HEAD").strip()
+    context = tmp_path / "context"
+    context.mkdir()
+    archive = tmp_path / "commit.tar"
+    gcl.git(service, "archive", "--format=tar", "-o", str(archive), "HEAD")
+    with tarfile.open(archive) as tar:
+        tar.extractall(context, filter="data")
+    repository = f"auto-lab/{SLUG}-{uuid.uuid4().hex[:6]}"
+    tag = f"{repository}:{sha[:8]}"  # gitlab-ci-local's CI_COMMIT_SHORT_SHA has 8 characters
+    service_image.build_service_image(context, tag, cert_path=lab.env["AUTO_DOCKER_CERT_PATH"])
+    remove_stack(lab, SLUG)
+    yield repository, tag
+    remove_stack(lab, SLUG)
+    for colour in ("blue", "green"):
+        env = service_image.docker_env(colour, lab.env["AUTO_DOCKER_CERT_PATH"], lab.env)
+        subprocess.run([service_image.docker_cli(lab.env), "image", "rm", tag], env=env, capture_output=True)
+
+
+@pytest.mark.lab
+def test_service_deploy_staging_job_deploys_to_the_lab(
+    lab, service: Path, components: list, gitlab_ci_local: str, deployed_image: tuple[str, str], tmp_path: Path
+) -> None:
+    repository, tag = deployed_image
+    # The runner's "toolkit image": auto-deploy (this checkout) and the docker CLI on PATH, nothing else.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "auto-deploy").symlink_to(Path(sys.prefix) / "bin" / "auto-deploy")
+    variables_file = lab_variables(lab, service / ".gitlab-ci-local-variables.yml")
+    try:
+        result = service_run(
+            service,
+            FEATURE,
+            ["deploy-staging"],
+            DEPLOY_TIMEOUT,
+            gcl=gitlab_ci_local,
+            git_config=components,
+            # No registry in the lab: the component logs in only where CI_REGISTRY is set.
+            variables={"CI_REGISTRY": "", "PUBLISH_MODE": "host", "REPLICAS": "1"},
+            inputs={
+                "deploy-staging:environment": "lab",
+                "deploy-staging:image": repository,
+                "deploy-staging:resolve-image": "never",  # the nodes have the image; there is no registry
+            },
+            path_prepend=[str(tools)],
+        )
+    finally:
+        variables_file.unlink()
+    print(f"service deploy-staging job: {result.seconds:.0f} s")
+    assert_passed(result, "deploy-staging")
+
+    from deployer.state.client import StateClient
+
+    environment = StateClient.from_env(lab.env).get_environment("lab")
+    live = environment.live_cluster
+    api = lab.docker(live.colour)
+    try:
+        tasks = api.tasks(filters={"service": f"{SLUG}_{SLUG}", "desired-state": "running"})
+        assert [t["Spec"]["ContainerSpec"]["Image"].split("@")[0] for t in tasks] == [tag]
+    finally:
+        api.close()
+    status, body = http_get(f"http://{live.manager_address}:{PORT}/health")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    stacks = {s.name: s for s in live.stacks}
+    assert [s.image for s in stacks[SLUG].services] == [tag]
