@@ -221,9 +221,16 @@ def client_cert_dir() -> Path:
 
 
 def run(
-    argv: Sequence[str], *, check: bool = True, input: bytes | None = None, timeout: float = 60
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    input: bytes | None = None,
+    timeout: float = 60,
+    env: Mapping[str, str] | None = None,
+    detail_lines: int = 1,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a short command, capturing its output; raise DeployerError on failure when ``check``."""
+    """Run a command, capturing its output; on failure when ``check``, DeployerError with the last
+    ``detail_lines`` lines of its output (one for short commands, more for a build's log)."""
     try:
         proc = subprocess.run(
             list(argv),
@@ -232,6 +239,7 @@ def run(
             capture_output=True,
             text=True,
             timeout=timeout,
+            env=dict(env) if env is not None else None,
             check=False,
         )
     except FileNotFoundError as exc:
@@ -239,8 +247,10 @@ def run(
     except subprocess.TimeoutExpired as exc:
         raise DeployerError(f"{shlex.join(argv)} did not finish within {timeout:.0f} s") from exc
     if check and proc.returncode != 0:
-        detail = _last_line(proc.stderr or proc.stdout) or f"exit status {proc.returncode}"
-        raise DeployerError(f"{shlex.join(argv)} failed: {detail}")
+        lines = [line.rstrip() for line in (proc.stderr or proc.stdout or "").splitlines() if line.strip()]
+        detail = "\n".join(lines[-detail_lines:]).strip() or f"exit status {proc.returncode}"
+        separator = "\n" if "\n" in detail else " "  # a build's log starts on a line of its own
+        raise DeployerError(f"{shlex.join(argv)} failed:{separator}{detail}")
     return proc
 
 

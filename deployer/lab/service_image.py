@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -222,26 +221,8 @@ def busybox_links(listing: str) -> list[str]:
 def run(
     argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 120, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """Run one command, output captured; DeployerError with the end of its output on failure when ``check``."""
-    try:
-        proc = subprocess.run(
-            list(argv),
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{argv[0]} not found") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise DeployerError(f"{shlex.join(argv)} did not finish within {timeout:.0f} s") from exc
-    if check and proc.returncode != 0:
-        text = (proc.stderr or proc.stdout or "").strip()
-        detail = "\n".join(text.splitlines()[-15:]) or f"exit status {proc.returncode}"
-        raise DeployerError(f"{shlex.join(argv)} failed:\n{detail}")
-    return proc
+    """The lab's runner with a build's view of failure: the last 15 lines of output, not one."""
+    return lab_module.run(argv, env=env, timeout=timeout, check=check, detail_lines=15)
 
 
 def each(colours: Sequence[str], action: Callable[[str], Any]) -> None:

@@ -29,6 +29,7 @@ from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
 from docgen.manifest import load_descriptor
+from tests.support import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "cookiecutter-auto-service"
@@ -43,13 +44,6 @@ CUSTOM = {
 }
 TOX_ENVS = ["lint", "test", "docs", "spec"]
 TIMEOUT = 300
-
-
-def unavailable(reason: str) -> None:
-    """Skip for lack of ``reason``, or fail when CI=true (CI must have everything)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

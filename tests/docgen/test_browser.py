@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from docgen.site import build_site, render_sources
+from tests.support import unavailable
 
 from .conftest import sample_portal
 
@@ -58,12 +59,6 @@ XSS_MD = b"""# Evil <img src=x onerror="window.__pwned = 1"> title
 """
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the browser tests are required in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     portal = sample_portal(hostile=True)
@@ -96,14 +91,14 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
-        _unavailable("the playwright package is not installed")
+        unavailable("the playwright package is not installed")
     if not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
     with sync_playwright() as playwright:
         try:
             chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         except Error as exc:
-            _unavailable(f"Chromium does not start: {exc}")
+            unavailable(f"Chromium does not start: {exc}")
         yield chromium
         chromium.close()
 

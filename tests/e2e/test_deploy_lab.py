@@ -6,13 +6,13 @@ import json
 import socket
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from deployer.lab import certs
+from tests.support import http_get
 
 pytestmark = pytest.mark.lab
 
@@ -60,18 +60,6 @@ def running_images(service: dict) -> list[str]:
     return sorted(t["Spec"]["ContainerSpec"]["Image"].split("@")[0] for t in tasks if t["Status"]["State"] == "running")
 
 
-def http_get(url: str) -> str:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def test_create_then_update_then_rollback_command(lab, stack, tmp_path) -> None:
     port = ["ports:", "  - {target: 8080, published: 18181, protocol: tcp, mode: host}"]
     v1 = compose(tmp_path, "v1.yml", {"web": ("auto-lab/web:1", [*port, *FAST_UPDATE])})
@@ -80,14 +68,14 @@ def test_create_then_update_then_rollback_command(lab, stack, tmp_path) -> None:
     assert summary["result"] == "converged" and summary["colour"] == "blue"
     assert summary["manager"] == f"tcp://{BLUE}:2376"
     assert [(s["service"], s["running"], s["desired"]) for s in summary["services"]] == [(f"{stack}_web", 1, 1)]
-    assert "version 1" in http_get(f"http://{BLUE}:18181/")
+    assert "version 1" in http_get(f"http://{BLUE}:18181/", timeout=10)[1]
 
     v2 = compose(tmp_path, "v2.yml", {"web": ("auto-lab/web:2", [*port, *FAST_UPDATE])})
     code, summary, err = deploy(lab, stack, v2)
     assert code == 0, err
     assert summary["services"][0]["update_state"] == "completed"
     assert running_images(service_of(lab, stack, "web")) == ["auto-lab/web:2"]
-    assert "version 2" in http_get(f"http://{BLUE}:18181/")
+    assert "version 2" in http_get(f"http://{BLUE}:18181/", timeout=10)[1]
 
     # The deploy was recorded in the environment-state service.
     from deployer.state.client import StateClient

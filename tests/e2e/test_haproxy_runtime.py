@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +23,7 @@ import requests
 
 from deployer.errors import HAProxyError
 from deployer.haproxy import Runtime, render_config
+from tests.support import haproxy_binary
 
 
 def _free_port() -> int:
@@ -61,18 +61,9 @@ def _app(colour: str) -> ThreadingHTTPServer:
     return server
 
 
-def _haproxy_binary() -> str:
-    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not Path(binary).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("haproxy is not installed (make test installs it)")
-        pytest.skip("haproxy is not installed")
-    return binary
-
-
 @pytest.fixture
 def haproxy(tmp_path):
-    binary = _haproxy_binary()
+    binary = haproxy_binary()
     blue, green = _app("blue"), _app("green")
     front = _free_port()
     config = tmp_path / "haproxy.cfg"
@@ -264,7 +255,7 @@ def test_errors_are_one_clear_line(haproxy, tmp_path) -> None:
 
 
 def test_a_stopped_haproxy_is_not_answering(tmp_path) -> None:
-    binary = _haproxy_binary()
+    binary = haproxy_binary()
     context = {
         "frontend_bind": f"127.0.0.1:{_free_port()}",
         "admin_socket": str(tmp_path / "admin.sock"),

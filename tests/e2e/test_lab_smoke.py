@@ -1,6 +1,6 @@
 """Smoke test of the lab itself: two TLS swarm managers, the image, the seeded state service.
 
-Uses the session ``lab`` fixture (``tests/e2e/conftest.py``), which brings the lab up idempotently
+Uses the session ``lab`` fixture (``tests/conftest.py``), which brings the lab up idempotently
 and leaves it up for the other tests.
 """
 

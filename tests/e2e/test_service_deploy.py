@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +21,13 @@ import pytest
 from cookiecutter.main import cookiecutter
 
 from deployer.lab import service_image
+from tests.support import LAB_ADDRESSES, Lab, http_get
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "cookiecutter-auto-service"
-BLUE = "10.213.1.2"
+BLUE = LAB_ADDRESSES["blue"]
 SLUG, PORT, PACKAGE = "orders", 8080, "orders"  # the template's default answers
 LAB_STACK_ENV = {"PUBLISH_MODE": "host", "REPLICAS": "1"}
 
@@ -43,46 +43,25 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path_factory.mktemp("bake"))))
 
 
-def remove_images(lab, *tags: str) -> None:
-    for colour in ("blue", "green"):
-        env = service_image.docker_env(colour, lab.env["AUTO_DOCKER_CERT_PATH"], lab.env)
-        subprocess.run([service_image.docker_cli(lab.env), "image", "rm", *tags], env=env, capture_output=True)
-
-
 @pytest.fixture(scope="module")
-def image(lab, project: Path) -> Iterator[str]:
+def image(lab: Lab, project: Path) -> Iterator[str]:
     """The service's image, built on both lab daemons from the generated Dockerfile; removed afterwards."""
     tag = f"auto-lab/{SLUG}:{uuid.uuid4().hex[:8]}"
     result = service_image.build_service_image(project, tag, cert_path=lab.env["AUTO_DOCKER_CERT_PATH"])
     print(json.dumps(result))
     yield tag
-    remove_images(lab, tag)
-
-
-def remove_stack(lab, stack: str) -> None:
-    """``docker stack rm`` on both colours, then wait until its containers are gone (port and image freed)."""
-    for colour in ("blue", "green"):
-        env = service_image.docker_env(colour, lab.env["AUTO_DOCKER_CERT_PATH"], lab.env)
-        subprocess.run([service_image.docker_cli(lab.env), "stack", "rm", stack], env=env, capture_output=True)
-        api = lab.docker(colour)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            containers = api.containers(all=True, filters={"label": f"com.docker.stack.namespace={stack}"})
-            if not containers and not api.services(filters={"label": f"com.docker.stack.namespace={stack}"}):
-                break
-            time.sleep(0.5)
-        api.close()
+    lab.remove_images(tag)
 
 
 @pytest.fixture
-def service_stack(lab) -> Iterator[str]:
+def service_stack(lab: Lab) -> Iterator[str]:
     """The stack name the pipeline uses (the slug), removed before and after: it publishes a fixed port."""
-    remove_stack(lab, SLUG)
+    lab.remove_stack(SLUG)
     yield SLUG
-    remove_stack(lab, SLUG)
+    lab.remove_stack(SLUG)
 
 
-def pipeline_deploy(lab, project: Path, stack: str, image: str) -> tuple[subprocess.CompletedProcess, float]:
+def pipeline_deploy(lab: Lab, project: Path, stack: str, image: str) -> tuple[subprocess.CompletedProcess, float]:
     """The deploy job's command, run as a separate process in the project directory."""
     env = {**lab.env, **LAB_STACK_ENV, "IMAGE": image}
     argv = [sys.executable, "-m", "deployer", "deploy", "--env", "lab", "--stack", stack]
@@ -92,19 +71,7 @@ def pipeline_deploy(lab, project: Path, stack: str, image: str) -> tuple[subproc
     return proc, time.monotonic() - started
 
 
-def http_get(url: str, timeout: float = 20) -> tuple[int, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.status, response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
-def test_generated_service_deploys_healthy(lab, project: Path, image: str, service_stack: str) -> None:
+def test_generated_service_deploys_healthy(lab: Lab, project: Path, image: str, service_stack: str) -> None:
     proc, seconds = pipeline_deploy(lab, project, service_stack, image)
     print(f"deploy took {seconds:.1f} s")
     assert proc.returncode == 0, proc.stderr
@@ -134,18 +101,18 @@ def test_generated_service_deploys_healthy(lab, project: Path, image: str, servi
 
 
 @pytest.fixture
-def unhealthy_image(lab, image: str, tmp_path: Path) -> Iterator[str]:
+def unhealthy_image(lab: Lab, image: str, tmp_path: Path) -> Iterator[str]:
     """The service's image with a command that serves HTTP but has no /health: its health check fails."""
     (tmp_path / "Dockerfile").write_text(f'FROM {image}\nCMD ["python", "-m", "http.server", "{PORT}"]\n')
     tag = f"{image}-unhealthy"
     cert = lab.env["AUTO_DOCKER_CERT_PATH"]
     service_image.build_service_image(tmp_path, tag, cert_path=cert, ensure_base=False)
     yield tag
-    remove_images(lab, tag)
+    lab.remove_images(tag)
 
 
 def test_unhealthy_service_is_rolled_back_and_exits_3(
-    lab, project: Path, unhealthy_image: str, service_stack: str
+    lab: Lab, project: Path, unhealthy_image: str, service_stack: str
 ) -> None:
     proc, seconds = pipeline_deploy(lab, project, service_stack, unhealthy_image)
     print(f"failed deploy took {seconds:.1f} s")

@@ -15,14 +15,11 @@ Without gitlab-ci-local (``make gitlab-ci-local``), rsync, git or python3 the te
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +29,7 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 from tests.pipelines import gitlab_ci_local as gcl
+from tests.support import Lab, http_get, unavailable
 
 ROOT = gcl.ROOT
 TEMPLATE = ROOT / "cookiecutter-auto-service"
@@ -44,13 +42,6 @@ TOOLKIT_TIMEOUT = 900  # lint + unit + pages, about 1.5 min
 TEST_JOB_TIMEOUT = 900  # tox lint,test,docs,spec, about 1.2 min
 PAGES_TIMEOUT = 600
 DEPLOY_TIMEOUT = 600
-
-
-def unavailable(reason: str) -> None:
-    """Skip for lack of ``reason``, or fail when CI=true (CI must have everything)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def job_results(output: str) -> dict[str, str]:
@@ -202,40 +193,7 @@ def test_service_pages_job_builds_public(service: Path, components: list, gitlab
 # --- deploy-staging against the lab --------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def lab():
-    """The lab (tests/e2e/conftest.py's helpers): up, or a failure when CI=true, else a skip."""
-    from tests.e2e.conftest import Lab, _lab_unavailable, parse_exports
-
-    if os.geteuid() != 0:
-        _lab_unavailable("the lab needs root")
-    try:
-        from deployer.lab import lab as lab_module
-
-        info = lab_module.up()
-        exports = parse_exports(lab_module.env_lines())
-    except Exception as exc:  # noqa: BLE001 - any failure to start is reported, not hidden
-        _lab_unavailable(f"{type(exc).__name__}: {exc}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTO_", "DOCKER_", "GITLAB_"))}
-    env.update(exports)
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
-    return Lab(env, info)
-
-
-def remove_stack(lab, stack: str) -> None:
-    """The stack's services gone on both colours, and its containers (its published host port freed)."""
-    for colour in ("blue", "green"):
-        api = lab.docker(colour)
-        label = f"com.docker.stack.namespace={stack}"
-        for service in api.services(filters={"label": label}):
-            api.remove_service(service["ID"])
-        deadline = time.monotonic() + 60
-        while api.containers(filters={"label": label}) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        api.close()
-
-
-def lab_variables(lab, path: Path) -> Path:
+def lab_variables(lab: Lab, path: Path) -> Path:
     """The CI/CD variables a staging project would hold, as gitlab-ci-local's variables file: the Docker TLS
     files as file-type variables (what ``auto-pipelines secrets push`` stores), the state service's URL,
     token and CA."""
@@ -256,20 +214,8 @@ def lab_variables(lab, path: Path) -> Path:
     return path
 
 
-def http_get(url: str, timeout: float = 30) -> tuple[int, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.status, response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
 @pytest.fixture
-def deployed_image(lab, service: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def deployed_image(lab: Lab, service: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """The service's image as the build job would tag it (``IMAGE:SHORT_SHA`` of the feature branch's
     commit), built on both lab daemons from the committed tree; ``(repository, tag)``."""
     from deployer.lab import service_image
@@ -285,17 +231,15 @@ def deployed_image(lab, service: Path, tmp_path: Path) -> Iterator[tuple[str, st
     repository = f"auto-lab/{SLUG}-{uuid.uuid4().hex[:6]}"
     tag = f"{repository}:{sha[:8]}"  # gitlab-ci-local's CI_COMMIT_SHORT_SHA has 8 characters
     service_image.build_service_image(context, tag, cert_path=lab.env["AUTO_DOCKER_CERT_PATH"])
-    remove_stack(lab, SLUG)
+    lab.remove_stack(SLUG)
     yield repository, tag
-    remove_stack(lab, SLUG)
-    for colour in ("blue", "green"):
-        env = service_image.docker_env(colour, lab.env["AUTO_DOCKER_CERT_PATH"], lab.env)
-        subprocess.run([service_image.docker_cli(lab.env), "image", "rm", tag], env=env, capture_output=True)
+    lab.remove_stack(SLUG)
+    lab.remove_images(tag)
 
 
 @pytest.mark.lab
 def test_service_deploy_staging_job_deploys_to_the_lab(
-    lab, service: Path, components: list, gitlab_ci_local: str, deployed_image: tuple[str, str], tmp_path: Path
+    lab: Lab, service: Path, components: list, gitlab_ci_local: str, deployed_image: tuple[str, str], tmp_path: Path
 ) -> None:
     repository, tag = deployed_image
     # The runner's "toolkit image": auto-deploy (this checkout) and the docker CLI on PATH, nothing else.
@@ -335,7 +279,7 @@ def test_service_deploy_staging_job_deploys_to_the_lab(
         assert [t["Spec"]["ContainerSpec"]["Image"].split("@")[0] for t in tasks] == [tag]
     finally:
         api.close()
-    status, body = http_get(f"http://{live.manager_address}:{PORT}/health")
+    status, body = http_get(f"http://{live.manager_address}:{PORT}/health", timeout=30)
     assert status == 200 and json.loads(body) == {"status": "ok"}
     stacks = {s.name: s for s in live.stacks}
     assert [s.image for s in stacks[SLUG].services] == [tag]

@@ -1,7 +1,5 @@
 """The HAProxy configuration: rendered from templates/, accepted by the real haproxy, parsed runtime answers."""
 
-import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -11,20 +9,12 @@ import pytest
 from deployer.errors import ConfigError, HAProxyError
 from deployer.haproxy import Runtime, ServerStat, parse_servers_state, parse_stat, render_config
 from deployer.lab import front
+from tests.support import haproxy_binary
 
 
 def context(tmp_path: Path) -> dict:
     paths = front.FrontPaths(tmp_path)
     return front.config_context(paths, {"blue": "10.213.1.2", "green": "10.213.2.2"}, "green", 18000)
-
-
-def haproxy_binary() -> str:
-    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not Path(haproxy).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("haproxy is not installed (make test installs it)")
-        pytest.skip("haproxy is not installed")
-    return haproxy
 
 
 def test_rendered_config_key_lines(tmp_path) -> None:
