@@ -160,10 +160,10 @@ def test_custom_answers_without_example(projects: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("which", ["default", "custom"])
 def test_descriptor_is_what_the_portal_reads(projects: dict[str, Path], which: str) -> None:
-    """auto-service.yml has exactly the descriptor's keys and the docs portal's loader accepts it."""
+    """auto-service.yml has exactly the descriptor's keys (the portal's and `pipeline:`); the portal reads it."""
     project = projects[which]
     raw = yaml.safe_load((project / "auto-service.yml").read_text())
-    assert set(raw) == {"name", "version", "title", "docs", "spec", "deprecated_aliases"}
+    assert set(raw) == {"name", "version", "title", "docs", "spec", "deprecated_aliases", "pipeline"}
     entry = load_descriptor(project / "auto-service.yml")
     expected = ("orders", "v1", "Orders") if which == "default" else ("billing-api", "v2", "Billing API")
     assert (entry.name, entry.version, entry.title) == expected
@@ -209,6 +209,20 @@ def test_pipeline_is_valid_gitlab_ci(projects: dict[str, Path], which: str) -> N
     names = [c.split("/")[-1] for c in components]
     assert names == ["build@1", "test@1", "deploy-staging@1", "pages@1"]
     assert all(c.startswith("$CI_SERVER_FQDN/auto/toolkit/") for c in components)
+
+
+@pytest.mark.parametrize("which", ["default", "custom"])
+def test_pipeline_is_what_auto_pipelines_renders_from_the_descriptor(projects: dict[str, Path], which: str) -> None:
+    """.gitlab-ci.yml is exactly the render of auto-service.yml's `pipeline:` section (the real CLI, --check)."""
+    project = projects[which]
+    before = (project / ".gitlab-ci.yml").read_bytes()
+    result = run([sys.executable, "-m", "pipelines", "render", "--check"], cwd=project)
+    up_to_date = ".gitlab-ci.yml is up to date (build, test, deploy-staging, pages)\n"
+    assert (result.returncode, result.stderr) == (0, up_to_date), result.stdout + result.stderr
+    assert (project / ".gitlab-ci.yml").read_bytes() == before
+    slug = CUSTOM["service_slug"] if which == "custom" else "orders"
+    staging = yaml.safe_load(before)["include"][2]["inputs"]
+    assert staging == {"service": slug, "url": f"https://{slug}.staging.example.com"}
 
 
 def test_dockerfile(projects: dict[str, Path]) -> None:
