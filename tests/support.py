@@ -23,6 +23,17 @@ from deployer import engine
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_ADDRESSES = {"blue": "10.213.1.2", "green": "10.213.2.2"}
+FRONT_STACK = "demo"  # the stack `make demo` uses too: both publish 18080, HAProxy's backend `app`
+FRONT_APP = """services:
+  web:
+    image: auto-lab/web:{version}
+    ports:
+      - {{target: 8080, published: 18080, protocol: tcp, mode: host}}
+    deploy:
+      replicas: 1
+      update_config: {{order: stop-first, failure_action: rollback, monitor: 1s}}
+      restart_policy: {{condition: any, delay: 1s}}
+"""
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -88,6 +99,38 @@ class Lab:
             finally:
                 api.close()
 
+    def live_colour(self) -> str:
+        """The lab environment's live colour, as the state service has it."""
+        from deployer.state.client import StateClient
+
+        return StateClient.from_env(self.env).get_environment("lab").live_colour
+
+    def front(self, directory: Path) -> dict[str, Any]:
+        """The front app (``auto-lab/web:1`` on port 18080, behind HAProxy) deployed on the live colour, nothing
+        else publishing 18080, HAProxy in line with the state service. ``{"live": COLOUR, "files": {"1": compose
+        file of web:1, "2": of web:2}}``; the files are written into ``directory``."""
+        for colour in LAB_ADDRESSES:
+            api = self.docker(colour)
+            try:
+                for service in api.services():
+                    ports = (service.get("Endpoint") or {}).get("Spec", {}).get("Ports") or []
+                    published = any(p.get("PublishedPort") == 18080 for p in ports)
+                    if published and service["Spec"]["Name"] != f"{FRONT_STACK}_web":
+                        api.remove_service(service["ID"])
+            finally:
+                api.close()
+        live = self.live_colour()
+        # Align HAProxy with the state service (an earlier run may have been interrupted).
+        proc = self.cli("switch", "--env", "lab", "--to", live, "--lock-wait", "60")
+        assert proc.returncode == 0, proc.stderr
+        files = {}
+        for version in ("1", "2"):
+            files[version] = directory / f"v{version}.yml"
+            files[version].write_text(FRONT_APP.format(version=version))
+        proc = self.cli(*front_deploy_args(files["1"], "live"))
+        assert proc.returncode == 0, proc.stderr
+        return {"live": live, "files": files}
+
     def remove_images(self, *tags: str) -> None:
         """``docker image rm TAGS`` on both colours (what is missing is no error)."""
         from deployer.lab import service_image
@@ -95,6 +138,12 @@ class Lab:
         for colour in LAB_ADDRESSES:
             env = service_image.docker_env(colour, self.env["AUTO_DOCKER_CERT_PATH"], self.env)
             subprocess.run([service_image.docker_cli(self.env), "image", "rm", *tags], env=env, capture_output=True)
+
+
+def front_deploy_args(path: Path, colour: str, *extra: str) -> list[str]:
+    """``auto-deploy`` arguments deploying the front app's compose file ``path`` to ``colour`` (live or idle)."""
+    return ["deploy", "--env", "lab", "--stack", FRONT_STACK, "-c", str(path), "--resolve-image", "never",
+            "--colour", colour, *extra]  # fmt: skip
 
 
 def start_lab() -> Lab:

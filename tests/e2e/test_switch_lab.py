@@ -16,20 +16,9 @@ import pytest
 from deployer.haproxy import Runtime
 from deployer.lab.load import Load
 from deployer.state.client import StateClient
+from tests.support import front_deploy_args as deploy_args
 
 pytestmark = pytest.mark.lab
-
-FRONT_STACK = "demo"  # the stack `make demo` uses too: both publish 18080
-APP = """services:
-  web:
-    image: auto-lab/web:{version}
-    ports:
-      - {{target: 8080, published: 18080, protocol: tcp, mode: host}}
-    deploy:
-      replicas: 1
-      update_config: {{order: stop-first, failure_action: rollback, monitor: 1s}}
-      restart_policy: {{condition: any, delay: 1s}}
-"""
 
 
 def state(lab) -> StateClient:
@@ -48,28 +37,7 @@ def other(colour: str) -> str:
 @pytest.fixture
 def front(lab, tmp_path):
     """The front app (port 18080) on the live colour, nothing else publishing 18080, HAProxy consistent."""
-    for colour in ("blue", "green"):
-        api = lab.docker(colour)
-        for service in api.services():
-            ports = (service.get("Endpoint") or {}).get("Spec", {}).get("Ports") or []
-            if any(p.get("PublishedPort") == 18080 for p in ports) and service["Spec"]["Name"] != f"{FRONT_STACK}_web":
-                api.remove_service(service["ID"])
-    live = state(lab).get_environment("lab").live_colour
-    # Align HAProxy with the state service (an earlier run may have been interrupted).
-    proc = lab.cli("switch", "--env", "lab", "--to", live, "--lock-wait", "60")
-    assert proc.returncode == 0, proc.stderr
-    files = {}
-    for version in ("1", "2"):
-        files[version] = tmp_path / f"v{version}.yml"
-        files[version].write_text(APP.format(version=version))
-    proc = lab.cli(*deploy_args(files["1"], "live"))
-    assert proc.returncode == 0, proc.stderr
-    return {"live": live, "files": files}
-
-
-def deploy_args(path: Path, colour: str, *extra: str) -> list[str]:
-    return ["deploy", "--env", "lab", "--stack", FRONT_STACK, "-c", str(path), "--resolve-image", "never",
-            "--colour", colour, *extra]  # fmt: skip
+    return lab.front(tmp_path)
 
 
 def test_switch_under_load_drops_nothing_and_switches_back(lab, front) -> None:

@@ -119,11 +119,15 @@ def command(
     variables_file: str | None = None,
     environ: Mapping[str, str] | None = None,
     path_prepend: Sequence[str] = (),
+    runner_env: Mapping[str, str] | None = None,
 ) -> Invocation:
     """The gitlab-ci-local command line and environment to run ``jobs`` of ``project`` in the shell.
 
     ``inputs`` are component inputs, ``"COMPONENT:NAME"`` (e.g. ``"pages:toolkit-package"``) or ``"NAME"``
-    for every include; ``variables`` are CI/CD variables (``--variable``), after the predefined ones.
+    for every include; ``variables`` are CI/CD variables (``--variable``), after the predefined ones;
+    ``runner_env`` is the runner host's own environment (a runner's ``environment = [...]`` setting), which
+    shell jobs inherit. A value naming an existing file belongs there, not in ``variables``: gitlab-ci-local
+    turns such a variable into a copy of the file (and cannot copy a socket).
     """
     project = Path(project).resolve()
     argv = [gcl, "--no-color"]  # run in the project directory: gitlab-ci-local refuses an absolute --cwd
@@ -141,6 +145,7 @@ def command(
     argv += list(jobs)
     env = base_env(environ, path_prepend=path_prepend)
     env.update(git_config_env(git_config))
+    env.update(runner_env or {})
     return Invocation(argv, env, project)
 
 

@@ -8,6 +8,9 @@
   and on a feature branch, the ``test`` job (tox lint, test, docs, spec), the ``pages`` job (auto-docs from
   the service's ``auto-service.yml``, the toolkit installed from the snapshot through the component's
   ``toolkit-package`` input), and ``deploy-staging`` against the lab.
+* The same service with the production deploy and the switch added to its descriptor and re-rendered with
+  ``auto-pipelines render``: both are manual and on the default branch only; ``deploy-production`` deploys
+  into the idle colour of the lab and the ``switch`` job makes it live behind HAProxy.
 
 Without gitlab-ci-local (``make gitlab-ci-local``), rsync, git or python3 the tests skip, or fail when CI=true.
 """
@@ -21,7 +24,6 @@ import subprocess
 import sys
 import tarfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 from tests.pipelines import gitlab_ci_local as gcl
-from tests.support import Lab, http_get, unavailable
+from tests.support import LAB_ADDRESSES, Lab, http_get, unavailable
 
 ROOT = gcl.ROOT
 TEMPLATE = ROOT / "cookiecutter-auto-service"
@@ -127,15 +129,20 @@ def components(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]
     return gcl.insteadof(git_root)
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, gitlab_ci_local: str) -> Path:
-    """The template baked with its defaults, committed on main with its GitLab origin."""
+def bake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template baked with its default answers (cookiecutter's replay files kept out of the home directory)."""
     home = tmp_path_factory.mktemp("cookiecutter-home")
     config = home / "config.yaml"
     config.write_text(f"cookiecutters_dir: {home / 'templates'}\nreplay_dir: {home / 'replay'}\n")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COOKIECUTTER_CONFIG", str(config))
-        project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path_factory.mktemp("bake"))))
+        return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path_factory.mktemp("bake"))))
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, gitlab_ci_local: str) -> Path:
+    """The template baked with its defaults, committed on main with its GitLab origin."""
+    project = bake(tmp_path_factory)
     gcl.commit_repo(project, origin=SERVICE_ORIGIN)
     return project
 
@@ -194,9 +201,9 @@ def test_service_pages_job_builds_public(service: Path, components: list, gitlab
 
 
 def lab_variables(lab: Lab, path: Path) -> Path:
-    """The CI/CD variables a staging project would hold, as gitlab-ci-local's variables file: the Docker TLS
-    files as file-type variables (what ``auto-pipelines secrets push`` stores), the state service's URL,
-    token and CA."""
+    """The CI/CD variables a project would hold for the lab environment, as gitlab-ci-local's variables file:
+    the Docker TLS files as file-type variables (what ``auto-pipelines secrets push`` stores), the state
+    service's URL, token and CA."""
     certs = Path(lab.env["AUTO_DOCKER_CERT_PATH"])
 
     def file_variable(source: Path) -> dict:
@@ -214,72 +221,186 @@ def lab_variables(lab: Lab, path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def deployed_image(lab: Lab, service: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """The service's image as the build job would tag it (``IMAGE:SHORT_SHA`` of the feature branch's
-    commit), built on both lab daemons from the committed tree; ``(repository, tag)``."""
+def build_commit_image(lab: Lab, repo: Path, branch: str, scratch: Path) -> tuple[str, str]:
+    """The service's image as the build job would tag it (``IMAGE:SHORT_SHA`` of ``branch``'s commit), built
+    on both lab daemons from the committed tree; ``(repository, tag)``."""
     from deployer.lab import service_image
 
-    gcl.checkout(service, FEATURE)
-    sha = gcl.git(service, "rev-parse", "HEAD").strip()
-    context = tmp_path / "context"
+    gcl.checkout(repo, branch)
+    sha = gcl.git(repo, "rev-parse", "HEAD").strip()
+    context = scratch / "context"
     context.mkdir()
-    archive = tmp_path / "commit.tar"
-    gcl.git(service, "archive", "--format=tar", "-o", str(archive), "HEAD")
+    archive = scratch / "commit.tar"
+    gcl.git(repo, "archive", "--format=tar", "-o", str(archive), "HEAD")
     with tarfile.open(archive) as tar:
         tar.extractall(context, filter="data")
     repository = f"auto-lab/{SLUG}-{uuid.uuid4().hex[:6]}"
     tag = f"{repository}:{sha[:8]}"  # gitlab-ci-local's CI_COMMIT_SHORT_SHA has 8 characters
     service_image.build_service_image(context, tag, cert_path=lab.env["AUTO_DOCKER_CERT_PATH"])
-    lab.remove_stack(SLUG)
-    yield repository, tag
-    lab.remove_stack(SLUG)
-    lab.remove_images(tag)
+    return repository, tag
+
+
+@pytest.fixture
+def runner_tools(tmp_path: Path) -> Path:
+    """The runner's "toolkit image": auto-deploy (this checkout) and the docker CLI on PATH, nothing else."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "auto-deploy").symlink_to(Path(sys.prefix) / "bin" / "auto-deploy")
+    return tools
+
+
+def lab_job(lab: Lab, repo: Path, branch: str, job: str, tools: Path, **options) -> gcl.Result:
+    """Run one deploy or switch ``job`` of ``repo`` on ``branch`` against the lab, its CI/CD variables in a
+    variables file that exists only while the job runs."""
+    variables_file = lab_variables(lab, repo / ".gitlab-ci-local-variables.yml")
+    try:
+        # Where the switch finds HAProxy is the runner host's setting (HAProxy runs beside it).
+        haproxy = {name: lab.env[name] for name in ("AUTO_HAPROXY_SOCKET", "AUTO_HAPROXY_BACKEND")}
+        result = service_run(
+            repo, branch, [job], DEPLOY_TIMEOUT, path_prepend=[str(tools)], runner_env=haproxy, **options
+        )
+    finally:
+        variables_file.unlink()
+    print(f"{repo.name} {job} job: {result.seconds:.0f} s")
+    return result
+
+
+def deploy_inputs(job: str, repository: str) -> dict[str, str]:
+    """The deploy component's inputs for the lab: its environment, the image built there, no registry pulls."""
+    return {f"{job}:environment": "lab", f"{job}:image": repository, f"{job}:resolve-image": "never"}
+
+
+# No registry in the lab: the deploy components log in only where CI_REGISTRY is set. The lab is one node
+# without IPVS: the stack file's host-mode switch and one replica.
+LAB_DEPLOY_VARIABLES = {"CI_REGISTRY": "", "PUBLISH_MODE": "host", "REPLICAS": "1"}
+
+
+def running_images(lab: Lab, colour: str) -> list[str]:
+    """The images of the service's running tasks on one colour (none where the service does not exist)."""
+    import docker.errors
+
+    api = lab.docker(colour)
+    try:
+        tasks = api.tasks(filters={"service": f"{SLUG}_{SLUG}", "desired-state": "running"})
+    except docker.errors.NotFound:
+        return []
+    finally:
+        api.close()
+    return [t["Spec"]["ContainerSpec"]["Image"].split("@")[0] for t in tasks]
+
+
+def assert_healthy(colour: str) -> None:
+    status, body = http_get(f"http://{LAB_ADDRESSES[colour]}:{PORT}/health", timeout=30)
+    assert status == 200 and json.loads(body) == {"status": "ok"}
 
 
 @pytest.mark.lab
 def test_service_deploy_staging_job_deploys_to_the_lab(
-    lab: Lab, service: Path, components: list, gitlab_ci_local: str, deployed_image: tuple[str, str], tmp_path: Path
+    lab: Lab, service: Path, components: list, gitlab_ci_local: str, runner_tools: Path, tmp_path: Path
 ) -> None:
-    repository, tag = deployed_image
-    # The runner's "toolkit image": auto-deploy (this checkout) and the docker CLI on PATH, nothing else.
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "auto-deploy").symlink_to(Path(sys.prefix) / "bin" / "auto-deploy")
-    variables_file = lab_variables(lab, service / ".gitlab-ci-local-variables.yml")
+    repository, tag = build_commit_image(lab, service, FEATURE, tmp_path)
+    lab.remove_stack(SLUG)
     try:
-        result = service_run(
-            service,
-            FEATURE,
-            ["deploy-staging"],
-            DEPLOY_TIMEOUT,
-            gcl=gitlab_ci_local,
-            git_config=components,
-            # No registry in the lab: the component logs in only where CI_REGISTRY is set.
-            variables={"CI_REGISTRY": "", "PUBLISH_MODE": "host", "REPLICAS": "1"},
-            inputs={
-                "deploy-staging:environment": "lab",
-                "deploy-staging:image": repository,
-                "deploy-staging:resolve-image": "never",  # the nodes have the image; there is no registry
-            },
-            path_prepend=[str(tools)],
-        )
+        result = lab_job(
+            lab, service, FEATURE, "deploy-staging", runner_tools,
+            gcl=gitlab_ci_local, git_config=components, variables=LAB_DEPLOY_VARIABLES,
+            inputs=deploy_inputs("deploy-staging", repository),
+        )  # fmt: skip
+        assert_passed(result, "deploy-staging")
+
+        from deployer.state.client import StateClient
+
+        live = StateClient.from_env(lab.env).get_environment("lab").live_cluster
+        assert running_images(lab, live.colour) == [tag]
+        assert_healthy(live.colour)
+        stacks = {s.name: s for s in live.stacks}
+        assert [s.image for s in stacks[SLUG].services] == [tag]
     finally:
-        variables_file.unlink()
-    print(f"service deploy-staging job: {result.seconds:.0f} s")
-    assert_passed(result, "deploy-staging")
+        lab.remove_stack(SLUG)
+        lab.remove_images(tag)
 
-    from deployer.state.client import StateClient
 
-    environment = StateClient.from_env(lab.env).get_environment("lab")
-    live = environment.live_cluster
-    api = lab.docker(live.colour)
+# --- production: deploy-production and switch, by hand from the default branch --------------------
+
+
+@pytest.fixture(scope="module")
+def production_service(tmp_path_factory: pytest.TempPathFactory, gitlab_ci_local: str) -> Path:
+    """The template baked with its defaults, its descriptor's pipeline extended with the production deploy and
+    the switch, ``.gitlab-ci.yml`` re-rendered with the real ``auto-pipelines render``, committed on main."""
+    project = bake(tmp_path_factory)
+    descriptor = project / "auto-service.yml"
+    data = yaml.safe_load(descriptor.read_text())
+    data["pipeline"]["components"] = ["build", "test", "deploy-staging", "deploy-production", "switch", "pages"]
+    data["pipeline"]["inputs"]["deploy-production"] = {"url": f"https://{SLUG}.example.com"}
+    descriptor.write_text(yaml.safe_dump(data, sort_keys=False))
+    render = subprocess.run(
+        [sys.executable, "-m", "pipelines", "render"], cwd=project, capture_output=True, text=True, timeout=120
+    )
+    assert render.returncode == 0, render.stderr
+    gcl.commit_repo(project, origin=SERVICE_ORIGIN)
+    return project
+
+
+def listed_when(list_output: str) -> dict[str, str]:
+    """``{job: when}`` from ``gitlab-ci-local --list`` (name, then description, stage and when columns)."""
+    lines = list_output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("name ") and "when" in line)
+    when_at = lines[header].index("when")
+    return {row.split()[0]: row[when_at:].split()[0] for row in lines[header + 1 :] if row.strip()}
+
+
+def test_production_jobs_are_manual_on_the_default_branch_only(
+    production_service: Path, components: list, gitlab_ci_local: str
+) -> None:
+    options = {"gcl": gitlab_ci_local, "git_config": components, "list_jobs": True}
+    on_main = service_run(production_service, gcl.DEFAULT_BRANCH, [], LIST_TIMEOUT, **options)
+    assert on_main.returncode == 0, on_main.tail()
+    assert listed_when(on_main.output) == {
+        "build": "on_success", "test": "on_success", "deploy-production": "manual", "switch": "manual",
+        "pages": "on_success",
+    }  # fmt: skip
+    on_branch = service_run(production_service, FEATURE, [], LIST_TIMEOUT, **options)
+    assert on_branch.returncode == 0, on_branch.tail()
+    assert listed_when(on_branch.output) == {
+        "build": "on_success",
+        "test": "on_success",
+        "deploy-staging": "on_success",
+    }
+
+
+@pytest.mark.lab
+def test_production_deploy_goes_to_the_idle_colour_and_the_switch_job_makes_it_live(
+    lab: Lab, production_service: Path, components: list, gitlab_ci_local: str, runner_tools: Path, tmp_path: Path
+) -> None:
+    front = lab.front(tmp_path)  # the app HAProxy fronts, live: the switch replays it and checks its health
+    old = front["live"]
+    new = "green" if old == "blue" else "blue"
+    lab.remove_stack(SLUG)
+    repository, tag = build_commit_image(lab, production_service, gcl.DEFAULT_BRANCH, tmp_path)
+    options = {"gcl": gitlab_ci_local, "git_config": components}
     try:
-        tasks = api.tasks(filters={"service": f"{SLUG}_{SLUG}", "desired-state": "running"})
-        assert [t["Spec"]["ContainerSpec"]["Image"].split("@")[0] for t in tasks] == [tag]
+        deployed = lab_job(
+            lab, production_service, gcl.DEFAULT_BRANCH, "deploy-production", runner_tools,
+            variables=LAB_DEPLOY_VARIABLES, inputs=deploy_inputs("deploy-production", repository), **options,
+        )  # fmt: skip
+        assert_passed(deployed, "deploy-production")
+        # Into the idle colour; the live one serves on, untouched.
+        assert (running_images(lab, new), running_images(lab, old)) == ([tag], [])
+        assert_healthy(new)
+        assert lab.live_colour() == old
+
+        switched = lab_job(
+            lab, production_service, gcl.DEFAULT_BRANCH, "switch", runner_tools,
+            inputs={"switch:environment": "lab"}, **options,
+        )  # fmt: skip
+        assert_passed(switched, "switch")
+        assert re.search(rf"^switch\s+>.*{new} is live", switched.output, re.M), switched.tail()
+        assert lab.live_colour() == new
+        # The front app was replayed onto the new colour, and HAProxy sends the traffic there.
+        assert "version 1" in http_get(lab.env["AUTO_LAB_FRONT_URL"] + "/", timeout=30)[1]
+        assert running_images(lab, new) == [tag]
     finally:
-        api.close()
-    status, body = http_get(f"http://{live.manager_address}:{PORT}/health", timeout=30)
-    assert status == 200 and json.loads(body) == {"status": "ok"}
-    stacks = {s.name: s for s in live.stacks}
-    assert [s.image for s in stacks[SLUG].services] == [tag]
+        lab.remove_stack(SLUG)  # first: the switch back then has no reason to replay the service
+        back = lab.cli("switch", "--env", "lab", "--to", old, "--lock-wait", "60")
+        lab.remove_images(tag)
+    assert back.returncode == 0, back.stderr
