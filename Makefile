@@ -7,10 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the lab and tests need: dockerd for the swarm clusters, busybox for the image,
 # haproxy in front of both colours, wrk for the switch benchmark, chromium for the docs browser test.
-# rsync for gitlab-ci-local (it copies artifacts and caches with it).
+# rsync for gitlab-ci-local (it copies artifacts and caches with it); docker-registry (Distribution) as the
+# private registry the pipeline tests' build job pushes to and the lab's nodes pull from.
 # The machine's own Node.js/npm fetch the real-world spec corpus and gitlab-ci-local (Debian's npm would
 # replace that Node).
-APT_PACKAGES := docker.io busybox-static iproute2 curl haproxy wrk chromium rsync
+APT_PACKAGES := docker.io busybox-static iproute2 curl haproxy wrk chromium rsync docker-registry
 # gitlab-ci-local runs the toolkit's own pipeline and a generated service's pipeline in the suite (shell
 # executor). 4.72.0 is the last release that runs on Node 20; pinned, installed into a project-local prefix.
 GCL_VERSION := 4.72.0
@@ -28,7 +29,8 @@ help:
 system:
 	@if ! command -v dockerd >/dev/null || ! command -v busybox >/dev/null || ! command -v ip >/dev/null \
 	    || ! command -v curl >/dev/null || ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null \
-	    || ! command -v chromium >/dev/null || ! command -v rsync >/dev/null; then \
+	    || ! command -v chromium >/dev/null || ! command -v rsync >/dev/null \
+	    || ! command -v docker-registry >/dev/null; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "Error: installing $(APT_PACKAGES) needs root: run as root or sudo" >&2; exit 2; fi; \
 	  echo "installing $(APT_PACKAGES) with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \

@@ -149,9 +149,25 @@ def command(
     return Invocation(argv, env, project)
 
 
+# gitlab-ci-local 4.72 fetches a pipeline's component includes in parallel into one directory, and two
+# fetches can collide ("cp: cannot create directory …/1.0.0/templates: File exists"). That happens while
+# it parses, before any job starts, so running it again (the includes fetched so far are cached) is safe.
+INCLUDE_RACE = "Component include could not be fetched"
+INCLUDE_ATTEMPTS = 3
+
+
 def run(invocation: Invocation, timeout: float) -> Result:
     """Run it; the exit code and the merged output either way. On timeout the whole process group (the
-    jobs' shells too) is killed and ``timed_out`` is set."""
+    jobs' shells too) is killed and ``timed_out`` is set. A run that failed on the include-fetch race (see
+    ``INCLUDE_RACE``) is repeated, up to ``INCLUDE_ATTEMPTS`` runs in all."""
+    for _attempt in range(INCLUDE_ATTEMPTS):
+        result = _run_once(invocation, timeout)
+        if result.returncode == 0 or INCLUDE_RACE not in result.output or "starting shell" in result.output:
+            break
+    return result
+
+
+def _run_once(invocation: Invocation, timeout: float) -> Result:
     started = time.monotonic()
     proc = subprocess.Popen(
         invocation.argv,

@@ -7,7 +7,9 @@
   for the toolkit published on GitLab (see ``gitlab_ci_local.py``): which jobs exist on the default branch
   and on a feature branch, the ``test`` job (tox lint, test, docs, spec), the ``pages`` job (auto-docs from
   the service's ``auto-service.yml``, the toolkit installed from the snapshot through the component's
-  ``toolkit-package`` input), and ``deploy-staging`` against the lab.
+  ``toolkit-package`` input), and, on the feature branch, ``build`` (logged in to a private registry beside
+  the lab with the job's credentials, built on the runner's daemon, pushed) then ``deploy-staging`` (logged
+  in again; the lab's live node pulls the private image through ``--with-registry-auth``).
 * The same service with the production deploy and the switch added to its descriptor and re-rendered with
   ``auto-pipelines render``: both are manual and on the default branch only; ``deploy-production`` deploys
   into the idle colour of the lab and the ``switch`` job makes it live behind HAProxy.
@@ -24,13 +26,16 @@ import subprocess
 import sys
 import tarfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from cookiecutter.main import cookiecutter
 
 from tests.pipelines import gitlab_ci_local as gcl
+from tests.pipelines.registry import Registry
 from tests.support import LAB_ADDRESSES, Lab, http_get, unavailable
 
 ROOT = gcl.ROOT
@@ -249,7 +254,7 @@ def runner_tools(tmp_path: Path) -> Path:
     return tools
 
 
-def lab_job(lab: Lab, repo: Path, branch: str, job: str, tools: Path, **options) -> gcl.Result:
+def lab_job(lab: Lab, repo: Path, branch: str, job: str, tools: Path, **options: Any) -> gcl.Result:
     """Run one deploy or switch ``job`` of ``repo`` on ``branch`` against the lab, its CI/CD variables in a
     variables file that exists only while the job runs."""
     variables_file = lab_variables(lab, repo / ".gitlab-ci-local-variables.yml")
@@ -275,8 +280,9 @@ def deploy_inputs(job: str, repository: str) -> dict[str, str]:
 LAB_DEPLOY_VARIABLES = {"CI_REGISTRY": "", "PUBLISH_MODE": "host", "REPLICAS": "1"}
 
 
-def running_images(lab: Lab, colour: str) -> list[str]:
-    """The images of the service's running tasks on one colour (none where the service does not exist)."""
+def running_images(lab: Lab, colour: str, *, digests: bool = False) -> list[str]:
+    """The images of the service's running tasks on one colour (none where the service does not exist),
+    without the ``@sha256:…`` Swarm pins them by unless ``digests``."""
     import docker.errors
 
     api = lab.docker(colour)
@@ -286,7 +292,8 @@ def running_images(lab: Lab, colour: str) -> list[str]:
         return []
     finally:
         api.close()
-    return [t["Spec"]["ContainerSpec"]["Image"].split("@")[0] for t in tasks]
+    images = [t["Spec"]["ContainerSpec"]["Image"] for t in tasks]
+    return images if digests else [image.split("@")[0] for image in images]
 
 
 def assert_healthy(colour: str) -> None:
@@ -294,27 +301,99 @@ def assert_healthy(colour: str) -> None:
     assert status == 200 and json.loads(body) == {"status": "ok"}
 
 
+@pytest.fixture(scope="module")
+def registry(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A private registry beside the lab (HTTPS from the lab's CA, basic auth): the GitLab container registry."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        unavailable("docker-registry is not installed (make system installs it)")
+    started = Registry(tmp_path_factory.mktemp("registry"), binary).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def push_base_image(lab: Lab, registry: Registry, colour: str, project: Path, scratch: Path) -> str:
+    """The lab's offline ``auto-lab/python:3.11`` (with ``project``'s wheels) pushed to ``registry`` from the
+    daemon of ``colour``, where the build job's ``docker build --pull`` finds it; its reference."""
+    from deployer.lab import service_image
+
+    cert = lab.env["AUTO_DOCKER_CERT_PATH"]
+    requirements = service_image.project_requirements(project)
+    service_image.ensure_base_image(requirements, colours=(colour,), cert_path=cert)
+    reference = f"{registry.address}/auto/python:3.11"
+    env = {**service_image.docker_env(colour, cert, lab.env), "DOCKER_CONFIG": str(scratch / "docker-config")}
+    docker = service_image.docker_cli(lab.env)
+    login = [docker, "login", "--username", registry.user, "--password-stdin", registry.address]
+    service_image.lab_module.run(login, input=registry.password.encode(), env=env)
+    service_image.run([docker, "tag", service_image.BASE_IMAGE, reference], env=env)
+    service_image.run([docker, "push", reference], env=env, timeout=300)
+    return reference
+
+
 @pytest.mark.lab
-def test_service_deploy_staging_job_deploys_to_the_lab(
-    lab: Lab, service: Path, components: list, gitlab_ci_local: str, runner_tools: Path, tmp_path: Path
+def test_service_build_then_deploy_staging_through_a_private_registry(
+    lab: Lab,
+    registry: Registry,
+    service: Path,
+    components: list,
+    gitlab_ci_local: str,
+    runner_tools: Path,
+    tmp_path: Path,
 ) -> None:
-    repository, tag = build_commit_image(lab, service, FEATURE, tmp_path)
+    """The feature branch's pipeline as GitLab runs it: ``build`` logs in to the registry with the job's
+    credentials, builds the image and pushes it; ``deploy-staging`` logs in, and the live colour's node
+    pulls the private image through ``--with-registry-auth`` (the image never existed there before)."""
+    from deployer.lab import service_image
+
+    live = lab.live_colour()
+    builder = "green" if live == "blue" else "blue"  # the runner's daemon: not the one that runs the service
+    base = push_base_image(lab, registry, builder, service, tmp_path)
+    repository = f"{registry.address}/team/{SLUG}"
+    gcl.checkout(service, FEATURE)
+    tag = f"{repository}:{gcl.git(service, 'rev-parse', 'HEAD').strip()[:8]}"
+    job_registry = {"CI_REGISTRY": registry.address, "CI_REGISTRY_USER": registry.user}
+    job_registry["CI_REGISTRY_PASSWORD"] = registry.password
+    options = {"gcl": gitlab_ci_local, "git_config": components}
     lab.remove_stack(SLUG)
     try:
-        result = lab_job(
-            lab, service, FEATURE, "deploy-staging", runner_tools,
-            gcl=gitlab_ci_local, git_config=components, variables=LAB_DEPLOY_VARIABLES,
-            inputs=deploy_inputs("deploy-staging", repository),
+        built = service_run(
+            service, FEATURE, ["build"], DEPLOY_TIMEOUT, variables=job_registry,
+            inputs={"build:image": repository, "build:base-image": base, "build:docker-daemon": "runner"},
+            # A shell runner with its own daemon (the classic builder: this docker CLI has no buildx).
+            runner_env={**service_image.docker_env(builder, lab.env["AUTO_DOCKER_CERT_PATH"], {})},
+            **options,
         )  # fmt: skip
-        assert_passed(result, "deploy-staging")
+        print(f"service build job: {built.seconds:.0f} s")
+        assert_passed(built, "build")
+        status, tags = registry.get(f"team/{SLUG}/tags/list")
+        assert (status, json.loads(tags)) == (200, {"name": f"team/{SLUG}", "tags": [tag.rsplit(":", 1)[1]]})
+        assert registry.get(f"team/{SLUG}/tags/list", auth=False)[0] == 401  # private
+
+        api = lab.docker(live)
+        try:
+            assert api.images(name=repository) == []  # only the registry has it
+        finally:
+            api.close()
+        deployed = lab_job(
+            lab, service, FEATURE, "deploy-staging", runner_tools,
+            variables={**LAB_DEPLOY_VARIABLES, **job_registry},
+            inputs={"deploy-staging:environment": "lab", "deploy-staging:image": repository},  # resolve-image: always
+            **options,
+        )  # fmt: skip
+        assert_passed(deployed, "deploy-staging")
+        for result in (built, deployed):
+            assert registry.password not in result.output
+        assert not (service / ".docker-auth").exists()  # the job-local login is gone with the job
 
         from deployer.state.client import StateClient
 
-        live = StateClient.from_env(lab.env).get_environment("lab").live_cluster
-        assert running_images(lab, live.colour) == [tag]
-        assert_healthy(live.colour)
-        stacks = {s.name: s for s in live.stacks}
-        assert [s.image for s in stacks[SLUG].services] == [tag]
+        cluster = StateClient.from_env(lab.env).get_environment("lab").clusters[live]
+        assert running_images(lab, live) == [tag]
+        assert all("@sha256:" in image for image in running_images(lab, live, digests=True))  # resolved
+        assert_healthy(live)
+        assert [s.image for s in {s.name: s for s in cluster.stacks}[SLUG].services] == [tag]
     finally:
         lab.remove_stack(SLUG)
         lab.remove_images(tag)

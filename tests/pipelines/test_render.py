@@ -193,7 +193,12 @@ def test_typed_inputs_keep_their_type(service: Path) -> None:
 def test_expanded_pipeline_is_what_gitlab_would_run(service: Path) -> None:
     result = render(service / "auto-service.yml", out=service / ".gitlab-ci.yml")
     body = expand(result.components, load_components(), result.stages)
-    assert set(body) == {"stages", "build", "test", "deploy-staging", "deploy-production", "switch", "pages"}
+    visible = {name for name in body if not name.startswith(".")}
+    assert visible == {"stages", "build", "test", "deploy-staging", "deploy-production", "switch", "pages"}
+    # build reaches a daemon through one of its hidden variants: Docker-in-Docker unless told otherwise.
+    assert set(body) - visible == {".auto-build-dind", ".auto-build-runner"}
+    assert body["build"]["extends"] == ".auto-build-dind"
+    assert body[".auto-build-dind"]["services"] == ["docker:27-dind"] and "services" not in body[".auto-build-runner"]
     staging = body["deploy-staging"]
     assert staging["environment"] == {"name": "staging", "url": "https://orders.staging.example.com"}
     assert staging["resource_group"] == "staging"
