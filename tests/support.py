@@ -160,7 +160,28 @@ def start_lab() -> Lab:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTO_", "DOCKER_", "GITLAB_"))}
     env.update(exports)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
-    return Lab(env, info)
+    lab = Lab(env, info)
+    # The tests start from the lab as `lab up` seeds it, blue live; `make demo` leaves green live.
+    if lab.live_colour() != lab_module.LIVE_COLOUR:
+        proc = lab.cli("switch", "--env", "lab", "--to", lab_module.LIVE_COLOUR, "--lock-wait", "60")
+        if proc.returncode != 0:
+            unavailable(f"lab not available: cannot make {lab_module.LIVE_COLOUR} live again: {proc.stderr.strip()}")
+        lab.info = lab_module.up()  # HAProxy's configuration follows the live colour: written for blue again
+    return lab
+
+
+def bake_service(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cookiecutter-auto-service baked with its default answers (cookiecutter's replay files and clones kept
+    out of the home directory)."""
+    from cookiecutter.main import cookiecutter
+
+    home = tmp_path_factory.mktemp("cookiecutter-home")
+    config = home / "config.yaml"
+    config.write_text(f"cookiecutters_dir: {home / 'templates'}\nreplay_dir: {home / 'replay'}\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COOKIECUTTER_CONFIG", str(config))
+        output = tmp_path_factory.mktemp("bake")
+        return Path(cookiecutter(str(ROOT / "cookiecutter-auto-service"), no_input=True, output_dir=str(output)))
 
 
 def http_get(url: str, timeout: float = 20) -> tuple[int, str]:

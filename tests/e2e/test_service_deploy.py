@@ -18,15 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cookiecutter.main import cookiecutter
 
 from deployer.lab import service_image
-from tests.support import LAB_ADDRESSES, Lab, http_get
+from tests.support import LAB_ADDRESSES, Lab, bake_service, http_get
 
 pytestmark = pytest.mark.lab
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "cookiecutter-auto-service"
 BLUE = LAB_ADDRESSES["blue"]
 SLUG, PORT, PACKAGE = "orders", 8080, "orders"  # the template's default answers
 LAB_STACK_ENV = {"PUBLISH_MODE": "host", "REPLICAS": "1"}
@@ -34,13 +31,8 @@ LAB_STACK_ENV = {"PUBLISH_MODE": "host", "REPLICAS": "1"}
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The template baked with its defaults (cookiecutter's replay files kept out of the home directory)."""
-    home = tmp_path_factory.mktemp("cookiecutter-home")
-    config = home / "config.yaml"
-    config.write_text(f"cookiecutters_dir: {home / 'templates'}\nreplay_dir: {home / 'replay'}\n")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COOKIECUTTER_CONFIG", str(config))
-        return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path_factory.mktemp("bake"))))
+    """The template baked with its defaults."""
+    return bake_service(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

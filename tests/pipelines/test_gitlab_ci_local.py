@@ -32,14 +32,12 @@ from typing import Any
 
 import pytest
 import yaml
-from cookiecutter.main import cookiecutter
 
 from tests.pipelines import gitlab_ci_local as gcl
 from tests.pipelines.registry import Registry
-from tests.support import LAB_ADDRESSES, Lab, http_get, unavailable
+from tests.support import LAB_ADDRESSES, Lab, bake_service, http_get, unavailable
 
 ROOT = gcl.ROOT
-TEMPLATE = ROOT / "cookiecutter-auto-service"
 SLUG, PORT = "orders", 8080  # the template's default answers
 SERVICE_ORIGIN = f"https://{gcl.FAKE_GITLAB}/team/{SLUG}.git"
 TOOLKIT_ORIGIN = f"https://{gcl.FAKE_GITLAB}/{gcl.COMPONENT_PROJECT}.git"
@@ -134,20 +132,10 @@ def components(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]
     return gcl.insteadof(git_root)
 
 
-def bake(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The template baked with its default answers (cookiecutter's replay files kept out of the home directory)."""
-    home = tmp_path_factory.mktemp("cookiecutter-home")
-    config = home / "config.yaml"
-    config.write_text(f"cookiecutters_dir: {home / 'templates'}\nreplay_dir: {home / 'replay'}\n")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COOKIECUTTER_CONFIG", str(config))
-        return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path_factory.mktemp("bake"))))
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, gitlab_ci_local: str) -> Path:
     """The template baked with its defaults, committed on main with its GitLab origin."""
-    project = bake(tmp_path_factory)
+    project = bake_service(tmp_path_factory)
     gcl.commit_repo(project, origin=SERVICE_ORIGIN)
     return project
 
@@ -406,7 +394,7 @@ def test_service_build_then_deploy_staging_through_a_private_registry(
 def production_service(tmp_path_factory: pytest.TempPathFactory, gitlab_ci_local: str) -> Path:
     """The template baked with its defaults, its descriptor's pipeline extended with the production deploy and
     the switch, ``.gitlab-ci.yml`` re-rendered with the real ``auto-pipelines render``, committed on main."""
-    project = bake(tmp_path_factory)
+    project = bake_service(tmp_path_factory)
     descriptor = project / "auto-service.yml"
     data = yaml.safe_load(descriptor.read_text())
     data["pipeline"]["components"] = ["build", "test", "deploy-staging", "deploy-production", "switch", "pages"]
