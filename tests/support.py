@@ -20,9 +20,10 @@ from typing import Any, NoReturn
 import pytest
 
 from deployer import engine
+from deployer.lab import lab as lab_module
 
 ROOT = Path(__file__).resolve().parents[1]
-LAB_ADDRESSES = {"blue": "10.213.1.2", "green": "10.213.2.2"}
+LAB_ADDRESSES = {colour: lab_module.CLUSTERS[colour].address for colour in lab_module.COLOURS}
 FRONT_STACK = "demo"  # the stack `make demo` uses too: both publish 18080, HAProxy's backend `app`
 FRONT_APP = """services:
   web:
@@ -34,6 +35,12 @@ FRONT_APP = """services:
       update_config: {{order: stop-first, failure_action: rollback, monitor: 1s}}
       restart_policy: {{condition: any, delay: 1s}}
 """
+
+
+def other_colour(colour: str) -> str:
+    """The other one of blue and green."""
+    (other,) = set(LAB_ADDRESSES) - {colour}
+    return other
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -83,7 +90,7 @@ class Lab:
 
     def docker(self, colour: str) -> Any:
         """A low-level SDK client (``docker.APIClient``) for one colour's manager, over the lab's mutual TLS."""
-        return engine.connect(LAB_ADDRESSES[colour], 2376, self.env["AUTO_DOCKER_CERT_PATH"])
+        return engine.connect(LAB_ADDRESSES[colour], lab_module.DOCKER_PORT, self.env["AUTO_DOCKER_CERT_PATH"])
 
     def remove_stack(self, stack: str, *, wait: bool = True) -> None:
         """The stack's services gone on both colours; with ``wait``, its containers too (host port, image freed)."""
@@ -131,6 +138,16 @@ class Lab:
         assert proc.returncode == 0, proc.stderr
         return {"live": live, "files": files}
 
+    def remove_repository(self, repository: str) -> None:
+        """Every image of ``repository`` gone from both colours, tagged or only pulled by digest."""
+        for colour in LAB_ADDRESSES:
+            api = self.docker(colour)
+            try:
+                for image in api.images(name=repository):
+                    api.remove_image(image["Id"], force=True)
+            finally:
+                api.close()
+
     def remove_images(self, *tags: str) -> None:
         """``docker image rm TAGS`` on both colours (what is missing is no error)."""
         from deployer.lab import service_image
@@ -151,8 +168,6 @@ def start_lab() -> Lab:
     if os.geteuid() != 0:
         unavailable("lab not available: the lab needs root")
     try:
-        from deployer.lab import lab as lab_module
-
         info = lab_module.up()
         exports = parse_exports(lab_module.env_lines())
     except Exception as exc:  # noqa: BLE001 - any failure to start is reported, not hidden

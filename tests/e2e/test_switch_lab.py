@@ -17,6 +17,7 @@ from deployer.haproxy import Runtime
 from deployer.lab.load import Load
 from deployer.state.client import StateClient
 from tests.support import front_deploy_args as deploy_args
+from tests.support import other_colour
 
 pytestmark = pytest.mark.lab
 
@@ -30,10 +31,6 @@ def admin_states(lab) -> dict[str, str]:
     return {name: stat.admin for name, stat in runtime.servers("app").items()}
 
 
-def other(colour: str) -> str:
-    return "green" if colour == "blue" else "blue"
-
-
 @pytest.fixture
 def front(lab, tmp_path):
     """The front app (port 18080) on the live colour, nothing else publishing 18080, HAProxy consistent."""
@@ -42,7 +39,7 @@ def front(lab, tmp_path):
 
 def test_switch_under_load_drops_nothing_and_switches_back(lab, front) -> None:
     old = front["live"]
-    new = other(old)
+    new = other_colour(old)
     proc = lab.cli(*deploy_args(front["files"]["2"], "idle"))
     assert proc.returncode == 0, proc.stderr
     url = lab.env["AUTO_LAB_FRONT_URL"] + "/"
@@ -76,7 +73,7 @@ def test_switch_refused_when_idle_cluster_is_down(lab, front) -> None:
     from deployer.lab import lab as lab_module
 
     old = front["live"]
-    idle = other(old)
+    idle = other_colour(old)
     pid = int(Path(lab_module.lab_dir(), idle, "dockerd.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     try:
@@ -105,7 +102,7 @@ def test_switch_with_nothing_ever_deployed(lab) -> None:
     try:
         assert proc.returncode == 0, proc.stderr
         assert "nothing deployed on the live colour to replay: clone skipped" in proc.stderr
-        assert client.get_environment(name).live_colour == other(lab_env.live_colour)
+        assert client.get_environment(name).live_colour == other_colour(lab_env.live_colour)
     finally:
         back = lab.cli("switch", "--env", name, "--to", lab_env.live_colour)
         assert back.returncode == 0, back.stderr
@@ -154,7 +151,7 @@ def test_crashed_switch_leaves_a_lock_that_expires_and_the_next_switch_recovers(
     assert proc.returncode == 0, proc.stderr
     assert "waiting up to 60 s for the lock" in proc.stderr
     env = state(lab).get_environment("lab")
-    assert env.live_colour == other(front["live"])
+    assert env.live_colour == other_colour(front["live"])
     assert admin_states(lab) == {env.live_colour: "ready", front["live"]: "maint"}
     took_over = [e for e in state(lab).history("lab", limit=30) if e["kind"] == "locked"]
     assert "took_over_expired_from" in took_over[0]["detail"]

@@ -35,7 +35,7 @@ import yaml
 
 from tests.pipelines import gitlab_ci_local as gcl
 from tests.pipelines.registry import Registry
-from tests.support import LAB_ADDRESSES, Lab, bake_service, http_get, unavailable
+from tests.support import LAB_ADDRESSES, Lab, bake_service, http_get, other_colour, unavailable
 
 ROOT = gcl.ROOT
 SLUG, PORT = "orders", 8080  # the template's default answers
@@ -305,6 +305,7 @@ def registry(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reg
 def push_base_image(lab: Lab, registry: Registry, colour: str, project: Path, scratch: Path) -> str:
     """The lab's offline ``auto-lab/python:3.11`` (with ``project``'s wheels) pushed to ``registry`` from the
     daemon of ``colour``, where the build job's ``docker build --pull`` finds it; its reference."""
+    from deployer.lab import lab as lab_module
     from deployer.lab import service_image
 
     cert = lab.env["AUTO_DOCKER_CERT_PATH"]
@@ -314,7 +315,7 @@ def push_base_image(lab: Lab, registry: Registry, colour: str, project: Path, sc
     env = {**service_image.docker_env(colour, cert, lab.env), "DOCKER_CONFIG": str(scratch / "docker-config")}
     docker = service_image.docker_cli(lab.env)
     login = [docker, "login", "--username", registry.user, "--password-stdin", registry.address]
-    service_image.lab_module.run(login, input=registry.password.encode(), env=env)
+    lab_module.run(login, input=registry.password.encode(), env=env)
     service_image.run([docker, "tag", service_image.BASE_IMAGE, reference], env=env)
     service_image.run([docker, "push", reference], env=env, timeout=300)
     return reference
@@ -336,7 +337,7 @@ def test_service_build_then_deploy_staging_through_a_private_registry(
     from deployer.lab import service_image
 
     live = lab.live_colour()
-    builder = "green" if live == "blue" else "blue"  # the runner's daemon: not the one that runs the service
+    builder = other_colour(live)  # the runner's daemon: not the one that runs the service
     base = push_base_image(lab, registry, builder, service, tmp_path)
     repository = f"{registry.address}/team/{SLUG}"
     gcl.checkout(service, FEATURE)
@@ -350,7 +351,7 @@ def test_service_build_then_deploy_staging_through_a_private_registry(
             service, FEATURE, ["build"], DEPLOY_TIMEOUT, variables=job_registry,
             inputs={"build:image": repository, "build:base-image": base, "build:docker-daemon": "runner"},
             # A shell runner with its own daemon (the classic builder: this docker CLI has no buildx).
-            runner_env={**service_image.docker_env(builder, lab.env["AUTO_DOCKER_CERT_PATH"], {})},
+            runner_env=service_image.docker_env(builder, lab.env["AUTO_DOCKER_CERT_PATH"], {}),
             **options,
         )  # fmt: skip
         print(f"service build job: {built.seconds:.0f} s")
@@ -384,7 +385,7 @@ def test_service_build_then_deploy_staging_through_a_private_registry(
         assert [s.image for s in {s.name: s for s in cluster.stacks}[SLUG].services] == [tag]
     finally:
         lab.remove_stack(SLUG)
-        lab.remove_images(tag)
+        lab.remove_repository(repository)  # the build's tag and what the live node pulled by digest
 
 
 # --- production: deploy-production and switch, by hand from the default branch --------------------
@@ -441,7 +442,7 @@ def test_production_deploy_goes_to_the_idle_colour_and_the_switch_job_makes_it_l
 ) -> None:
     front = lab.front(tmp_path)  # the app HAProxy fronts, live: the switch replays it and checks its health
     old = front["live"]
-    new = "green" if old == "blue" else "blue"
+    new = other_colour(old)
     lab.remove_stack(SLUG)
     repository, tag = build_commit_image(lab, production_service, gcl.DEFAULT_BRANCH, tmp_path)
     options = {"gcl": gitlab_ci_local, "git_config": components}
