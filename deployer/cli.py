@@ -11,18 +11,16 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from autocore.cli import OneLineArgumentParser, run_command
 from deployer import __version__, runner
-from deployer.commands import RESOLVE_IMAGE_CHOICES, docker_host
-from deployer.deploy import COLOUR_CHOICES, Context, DeployOptions, OperationFailed, Report
-from deployer.errors import ConfigError, DeployerError
-from deployer.messages import OneLineArgumentParser, one_line
+from deployer.commands import RESOLVE_IMAGE_CHOICES, docker_cli, docker_host
+from deployer.deploy import COLOUR_CHOICES, Context, DeployOptions, Report
+from deployer.errors import ConfigError
 
-EXIT_INTERRUPTED = 130
 EXIT_CODES_HELP = """exit codes:
   0  success
   2  bad input or configuration
@@ -195,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{args.env}: {cluster.colour} is live, manager {data['docker_host']}")
         return 0
     if args.command == "deploy":
-        docker_cli = os.environ.get("AUTO_DOCKER_CLI", "docker")
+        client = docker_cli(os.environ)
         options = DeployOptions(
             stack=args.stack,
             compose_files=args.compose_files,
@@ -206,8 +204,8 @@ def _run(args: argparse.Namespace) -> int:
             wait=not args.no_wait,
             rollback_on_failure=args.rollback_on_failure,
             dry_run=args.dry_run,
-            docker_cli=docker_cli,
-            detach_flag=runner.stack_deploy_has_detach(docker_cli),
+            docker_cli=client,
+            detach_flag=runner.stack_deploy_has_detach(client),
             colour=args.colour,
         )
         material = _material(args)
@@ -226,7 +224,7 @@ def _run(args: argparse.Namespace) -> int:
             _material(args),
             _context(args),
             args.timeout,
-            docker_cli=os.environ.get("AUTO_DOCKER_CLI", "docker"),
+            docker_cli=docker_cli(os.environ),
         )
         _print_report(report, args.json)
         return 0
@@ -250,15 +248,15 @@ def _switch(args: argparse.Namespace) -> int:
     socket_path = args.haproxy_socket or os.environ.get("AUTO_HAPROXY_SOCKET")
     if not socket_path and not args.dry_run:
         raise ConfigError("no HAProxy admin socket: pass --haproxy-socket or set AUTO_HAPROXY_SOCKET")
-    docker_cli = os.environ.get("AUTO_DOCKER_CLI", "docker")
+    client = docker_cli(os.environ)
     options = switch.SwitchOptions(
         to=args.to,
         dry_run=args.dry_run,
         timeout=args.timeout,
         drain_timeout=args.drain_timeout,
         backend=args.backend or os.environ.get("AUTO_HAPROXY_BACKEND", "app"),
-        docker_cli=docker_cli,
-        detach_flag=runner.stack_deploy_has_detach(docker_cli),
+        docker_cli=client,
+        detach_flag=runner.stack_deploy_has_detach(client),
     )
     material = _material(args)
     report = switch.switch(args.env, options, material, _context(args), Runtime(socket_path or ""))
@@ -349,27 +347,6 @@ def _is_up(component: dict[str, Any]) -> bool:
     return bool(component.get("up", component.get("running", True)))
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    # GitLab cancels a job with SIGTERM: unwind like Ctrl-C so temporary key material is removed.
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``auto-deploy``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        return _run(args)
-    except OperationFailed as exc:
-        if getattr(args, "json", False):
-            print(json.dumps(exc.report.as_dict(), indent=2, sort_keys=True))
-        print(f"Error: {one_line(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except DeployerError as exc:
-        print(f"Error: {one_line(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("Error: interrupted; temporary TLS material was removed", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return run_command(build_parser(), _run, argv, interrupted="interrupted; temporary TLS material was removed")

@@ -52,6 +52,11 @@ def redact_value(name: str, value: str) -> str:
     return value
 
 
+def docker_cli(environ: Mapping[str, str]) -> str:
+    """The docker client to run: ``AUTO_DOCKER_CLI`` when set, else ``docker`` on PATH."""
+    return environ.get("AUTO_DOCKER_CLI") or "docker"
+
+
 def docker_host(address: str, port: int) -> str:
     """``tcp://IP:PORT`` for an engine, with IPv6 literals in brackets."""
     ip = ipaddress.ip_address(address)

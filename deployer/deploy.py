@@ -15,8 +15,8 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from autocore.ci_log import section
 from deployer import commands, compose, engine, lock
-from deployer.ci_log import section
 from deployer.converge import Before, ServiceState, Watcher
 from deployer.errors import ConfigError, DeployerError, NotConvergedError
 from deployer.runner import Runner
@@ -74,6 +74,9 @@ class OperationFailed(NotConvergedError):
     def __init__(self, message: str, report: Report) -> None:
         super().__init__(message)
         self.report = report
+
+    def json_report(self) -> dict[str, Any]:
+        return self.report.as_dict()
 
 
 def actor(environ: Mapping[str, str]) -> str:

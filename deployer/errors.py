@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2  # bad input or configuration: fix the command line or the environment
+from autocore.errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT  # re-exported: every exit code in one place
+from autocore.errors import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from autocore.errors import EXIT_OK as EXIT_OK
+from autocore.errors import ToolkitError
+
 EXIT_NOT_CONVERGED = 3  # the deploy did not converge: rolled back, crashed or timed out
 EXIT_REFUSED = 4  # refused: TLS, authentication, unreachable or inconsistent state
 
 
-class DeployerError(Exception):
+class DeployerError(ToolkitError):
     """Base of every error the deployer raises on purpose."""
 
     exit_code = EXIT_BAD_INPUT

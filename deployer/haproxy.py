@@ -18,7 +18,6 @@ import io
 import os
 import signal
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 
 import jinja2
 
+from autocore.files import write_atomic
 from deployer.errors import ConfigError, HAProxyError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -299,15 +299,4 @@ class Runtime:
         if not text.startswith("1\n"):  # the file format version HAProxy 2.x writes and reads
             first = text.strip().splitlines()[0] if text.strip() else "an empty answer"
             raise HAProxyError(f"HAProxy answered 'show servers state' with {first!r}: is the socket level admin?")
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, text, durable=True)

@@ -1,13 +1,13 @@
-"""The one place that executes commands built by ``deployer.commands``."""
+"""Runs the docker commands built by ``deployer.commands`` through the toolkit's one runner."""
 
 from __future__ import annotations
 
 import functools
 import os
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from autocore.runner import CommandTimedOutError, ProgramNotFoundError, execute
 from deployer.commands import Command
 from deployer.errors import ConfigError
 
@@ -27,10 +27,8 @@ Runner = Callable[[Command], Result]
 def stack_deploy_has_detach(docker: str) -> bool:
     """Whether this docker client knows ``stack deploy --detach`` (26+); older ones never wait."""
     try:
-        proc = subprocess.run(
-            [docker, "stack", "deploy", "--help"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except FileNotFoundError:
+        proc = execute([docker, "stack", "deploy", "--help"], timeout=30)
+    except ProgramNotFoundError:
         return True  # the deploy itself will report the missing client
     return "--detach" in proc.stdout
 
@@ -39,20 +37,11 @@ def run(command: Command, *, base_env: Mapping[str, str] | None = None, timeout:
     """Run ``command`` with its environment, capturing stdout and stderr together."""
     env = command.full_env(os.environ if base_env is None else base_env)
     try:
-        proc = subprocess.run(
-            command.argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError as exc:
+        proc = execute(command.argv, env=env, merge_stderr=True, timeout=timeout)
+    except ProgramNotFoundError as exc:
         raise ConfigError(
             f"{command.argv[0]} not found: install the Docker CLI (26 or newer) or set AUTO_DOCKER_CLI"
         ) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise ConfigError(f"{command.argv[0]} {command.argv[1]} did not finish within {timeout:.0f} s") from exc
+    except CommandTimedOutError as exc:
+        raise ConfigError(f"{command.argv[0]} {command.argv[1]} did not finish within {exc.timeout:.0f} s") from exc
     return Result(proc.returncode, proc.stdout or "")

@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
+from autocore.ci_log import section
 from deployer import deploy
-from deployer.ci_log import section
 from deployer.converge import Watcher
 from deployer.errors import ConfigError, DeployerError, NotConvergedError
 from deployer.haproxy import Runtime

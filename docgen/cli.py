@@ -17,13 +17,15 @@ from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
-from deployer.ci_log import section
-from deployer.messages import OneLineArgumentParser, one_line
+from autocore.ci_log import section
+from autocore.cli import OneLineArgumentParser, error_line, run_command
+from autocore.files import write_atomic
+from autocore.text import display
 from docgen import yamlout
 from docgen.environment import entries_from_environment, state_client_from
 from docgen.errors import EXIT_BAD_INPUT, EXIT_INVALID_SPEC, EXIT_OK, ConfigError, DocgenError
 from docgen.manifest import Manifest, check_unique, load_manifest
-from docgen.portal import gather, publish_site, summary_line, write_atomic
+from docgen.portal import gather, publish_site, summary_line
 from docgen.sources import Fetcher
 from docgen.validate import Result, duplicate_operation_ids, load_spec, validate_file
 
@@ -119,7 +121,7 @@ def _validate_specs(args: argparse.Namespace) -> int:
         try:
             results.append(validate_file(spec))
         except DocgenError as exc:
-            print(f"Error: {one_line(str(exc))}", file=sys.stderr)
+            print(error_line(exc), file=sys.stderr)
             failed += 1
     if len(results) > 1:
         # The portal serves every service together: an operationId must be unique across them too.
@@ -184,7 +186,7 @@ def _build(args: argparse.Namespace) -> int:
         print(summary_line(portal), file=sys.stderr)
         refused = portal.strict_failures()
         for line in [*refused, *portal.warnings]:
-            print(f"warning: {one_line(line)}", file=sys.stderr)
+            print(f"warning: {display(line)}", file=sys.stderr)
     code = EXIT_OK
     if args.strict and refused:
         print(f"Error: --strict: {len(refused)} problem(s) above; nothing was published", file=sys.stderr)
@@ -197,7 +199,7 @@ def _build(args: argparse.Namespace) -> int:
         with section("auto_docs_site", site_header, collapsed=True, header_outside_ci=False):
             publish_site(portal, out, cache_dir=cache_dir, jobs=args.sphinx_jobs)
             for line in portal.site.warnings:
-                print(f"warning: sphinx: {one_line(line)}", file=sys.stderr)
+                print(f"warning: sphinx: {display(line)}", file=sys.stderr)
         print(f"site written to {out}/ ({portal.site.docs_read} page(s) rebuilt)", file=sys.stderr)
     if args.json_report:
         report = portal.report()
@@ -213,16 +215,12 @@ def dump_spec(document: dict, suffix: str) -> bytes:
     return yamlout.dump(document).encode()
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "validate":
+        return _validate(args)
+    return _build(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``auto-docs``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "validate":
-            return _validate(args)
-        return _build(args)
-    except DocgenError as exc:
-        print(f"Error: {one_line(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("Error: interrupted", file=sys.stderr)
-        return 130
+    return run_command(build_parser(), _dispatch, argv)

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from autocore.errors import EXIT_BAD_INPUT, ToolkitError
 from docgen.errors import ConfigError, UnavailableError
 from docgen.manifest import SERVICE_NAME, ServiceEntry
 
 
 def entries_from_environment(environment: str, client: object) -> tuple[list[ServiceEntry], list[str]]:
     """The live colour's documented services, and a warning for each running service that has no docs."""
-    from deployer.errors import ConfigError as DeployerConfigError
-    from deployer.errors import DeployerError
-
     try:
         env = client.get_environment(environment)  # type: ignore[attr-defined]
-    except DeployerConfigError as exc:
-        raise ConfigError(str(exc)) from None
-    except DeployerError as exc:  # unavailable, refused, an answer that breaks the contract
-        raise UnavailableError(str(exc)) from None
+    except ToolkitError as exc:
+        if exc.exit_code == EXIT_BAD_INPUT:  # an unknown environment, a bad setting
+            raise ConfigError(str(exc)) from None
+        raise UnavailableError(str(exc)) from None  # unavailable, refused, an answer that breaks the contract
     live = env.clusters[env.live_colour]
     entries: list[ServiceEntry] = []
     warnings: list[str] = []
@@ -55,10 +53,9 @@ def entries_from_environment(environment: str, client: object) -> tuple[list[Ser
 
 def state_client_from(environ: Mapping[str, str]) -> object:
     """A state client from AUTO_STATE_URL and friends (the same variables ``auto-deploy`` reads)."""
-    from deployer.errors import DeployerError
     from deployer.state.client import StateClient
 
     try:
         return StateClient.from_env(environ)
-    except DeployerError as exc:
+    except ToolkitError as exc:
         raise ConfigError(str(exc)) from None

@@ -6,12 +6,15 @@ what went wrong and where (file and line when there is one).
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2  # bad input: missing or unparsable file, bad command line
+from autocore.errors import EXIT_BAD_INPUT as EXIT_BAD_INPUT  # re-exported: every exit code in one place
+from autocore.errors import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from autocore.errors import EXIT_OK as EXIT_OK
+from autocore.errors import ToolkitError
+
 EXIT_INVALID_SPEC = 3  # a spec was read but has validation issues
 
 
-class DocgenError(Exception):
+class DocgenError(ToolkitError):
     """Base of every error docgen raises on purpose."""
 
     exit_code = EXIT_BAD_INPUT

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from deployer.strict import yaml_problem
+from autocore.loading import yaml_problem
 from docgen.errors import ConfigError
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

@@ -12,7 +12,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,11 +19,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from autocore.files import write_atomic
+from autocore.issues import SEVERITY_ERROR, Issue
 from docgen.errors import ConfigError
 from docgen.manifest import Manifest, ScrubRule, ServiceEntry
 from docgen.scrub import Removal, scrub_markdown, scrub_spec
 from docgen.sources import Fetcher, ServiceSource, docs_from_folder, read_all
-from docgen.validate import SEVERITY_ERROR, Issue, parse_spec
+from docgen.validate import parse_spec
 
 # Bump when what a cached entry holds changes meaning (validation rules, merge output).
 CACHE_FORMAT = "docgen-cache-2"
@@ -181,19 +182,6 @@ class Cache:
         folder = self.root / kind
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / f"{key}.json", json.dumps(value, separators=(",", ":")).encode())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` through a temporary file and a rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def process_specs(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.messages import json_path
+from autocore.text import json_path
 from docgen.manifest import ScrubRule
 
 

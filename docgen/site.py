@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from autocore.files import write_atomic
 from docgen import yamlout
 from docgen.errors import EXIT_SITE_FAILED, DocgenError
 
@@ -360,9 +361,7 @@ def write_sources(sources: dict[str, bytes], src_dir: Path) -> list[str]:
             if target.is_dir() and not target.is_symlink():
                 changed += [p.relative_to(src_dir).as_posix() for p in target.rglob("*") if not p.is_dir()]
                 shutil.rmtree(target)
-            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-            tmp.write_bytes(content)
-            os.replace(tmp, target)
+            write_atomic(target, content)
             changed.append(rel)
         for dirpath, dirnames, filenames in os.walk(src_dir, topdown=False):
             base = Path(dirpath)
@@ -549,9 +548,7 @@ def _publish(html: Path, out_dir: Path, record: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
     elif retired.exists() or retired.is_symlink():
         retired.unlink()
-    scratch = record.with_name(f".{record.name}.{token}")
-    scratch.write_text(json.dumps({"out_dir": str(out_dir), "files": published}))
-    os.replace(scratch, record)
+    write_atomic(record, json.dumps({"out_dir": str(out_dir), "files": published}))
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -19,41 +19,15 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from deployer.messages import json_path, one_line
-from deployer.strict import StrictYAMLLoader, reject_duplicate_keys, yaml_problem
+from autocore.issues import Issue, issue_message
+from autocore.loading import StrictYAMLLoader, reject_duplicate_keys, yaml_problem
+from autocore.text import json_path
 from docgen.errors import ConfigError, InvalidSpecError
 
-SEVERITY_ERROR = "error"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Keys whose values are data (examples, defaults, enums), where a "$ref" key is just data.
 _DATA_KEYS = frozenset({"example", "examples", "default", "enum", "const", "x-examples"})
 _TEMPLATE_PARAM = re.compile(r"\{([^{}]+)\}")
-_MAX_MESSAGE = 300
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One problem in one spec. ``path`` is a JSON path such as ``$.paths['/items/{id}'].post``."""
-
-    service: str
-    source: str
-    path: str
-    message: str
-    rule: str
-    severity: str = SEVERITY_ERROR
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "service": self.service,
-            "source": self.source,
-            "path": self.path,
-            "message": self.message,
-            "rule": self.rule,
-            "severity": self.severity,
-        }
-
-    def __str__(self) -> str:
-        return f"{self.service}: {self.path}: {self.message} [{self.rule}]"
 
 
 @dataclass
@@ -139,10 +113,6 @@ def parse_spec(data: bytes, source: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _one_line(message: str) -> str:
-    return one_line(message, _MAX_MESSAGE)
 
 
 _MISSING = object()
@@ -252,7 +222,7 @@ def _ref_issues(document: dict[str, Any], service: str, source: str) -> tuple[li
             bad.add(parts)  # never given to openapi-spec-validator, which would try to open it
         if message:
             bad.add(parts)
-            issues.append(Issue(service, source, json_path((*parts, "$ref")), message, "unresolved-ref"))
+            issues.append(Issue(source, json_path((*parts, "$ref")), message, "unresolved-ref", service=service))
     return issues, bad
 
 
@@ -302,24 +272,24 @@ def _parameter_issues(document: dict[str, Any], service: str, source: str, swagg
                 if len(bodies) > 1:
                     names = ", ".join(repr(p["name"]) for _, p in bodies)
                     message = f"{where} has {len(bodies)} body parameters ({names}); Swagger 2.0 allows at most one"
-                    issues.append(Issue(service, source, json_path(bodies[1][0]), message, "multiple-body"))
+                    issues.append(Issue(source, json_path(bodies[1][0]), message, "multiple-body", service=service))
                 if bodies and forms:
                     names = ", ".join(repr(p["name"]) for _, p in forms)
                     message = (
                         f"{where} has a body parameter ({bodies[0][1]['name']!r}) and formData parameters ({names});"
                         " Swagger 2.0 allows one or the other"
                     )
-                    issues.append(Issue(service, source, json_path(op_parts), message, "body-and-formdata"))
+                    issues.append(Issue(source, json_path(op_parts), message, "body-and-formdata", service=service))
             in_path = [(parts, p) for parts, p in params if p["in"] == "path"]
             declared = {p["name"] for _, p in in_path}
             for name in template:
                 if name not in declared:
                     message = f"path template parameter {{{name}}} of {where} has no 'in: path' parameter"
-                    issues.append(Issue(service, source, json_path(op_parts), message, "path-params"))
+                    issues.append(Issue(source, json_path(op_parts), message, "path-params", service=service))
             for parts, param in in_path:
                 if param["name"] not in template:
                     message = f"'in: path' parameter {param['name']!r} does not appear in the path template {url!r}"
-                    issues.append(Issue(service, source, json_path(parts), message, "path-params"))
+                    issues.append(Issue(source, json_path(parts), message, "path-params", service=service))
     return issues
 
 
@@ -347,7 +317,9 @@ def duplicate_operation_ids(
             else:
                 used = f"{other_method} {other_url}"
                 message = f"operationId {operation_id!r} is also used by service {other_service!r} ({used})"
-            issues.append(Issue(service, source, json_path((*parts, "operationId")), message, "duplicate-operation-id"))
+            issues.append(
+                Issue(source, json_path((*parts, "operationId")), message, "duplicate-operation-id", service=service)
+            )
     return issues
 
 
@@ -444,7 +416,7 @@ def _library_issues(
         cls = get_validator_cls(document)
     except osv_errors.ValidatorDetectError:
         message = "not a Swagger 2.0 or OpenAPI 3.x document: no valid 'swagger: \"2.0\"' or 'openapi: 3.x.y' key"
-        return None, [Issue(service, source, "$", message, "version")]
+        return None, [Issue(source, "$", message, "version", service=service)]
     issues: list[Issue] = []
     # 1. the document against the OpenAPI JSON Schema: "$ref"s are plain data here, nothing is resolved.
     precise, fast = _schema_validators(cls)
@@ -455,7 +427,7 @@ def _library_issues(
         message = shown.message
         if shown.validator == "additionalProperties" and "not allowed" not in message:
             message = f"additional properties are not allowed: {message}"
-        issues.append(Issue(service, source, json_path(shown.absolute_path), _one_line(message), "schema"))
+        issues.append(Issue(source, json_path(shown.absolute_path), issue_message(message), "schema", service=service))
     # 2. the library's semantic walk (schemas, defaults, duplicate parameters) on a copy without bad refs.
     offline = type(f"Offline{cls.__name__}", (cls,), {"resolver_handlers": _OFFLINE_HANDLERS})
     skip = (osv_errors.DuplicateOperationIDError, osv_errors.UnresolvableParameterError)  # we report them with paths
@@ -468,10 +440,10 @@ def _library_issues(
             where = json_path(error.absolute_path)
             if where == "$" and hasattr(error, "instance"):
                 where = _locate_value(clean, error.instance) or where
-            issues.append(Issue(service, source, where, _one_line(error.message), rule))
+            issues.append(Issue(source, where, issue_message(error.message), rule, service=service))
     except Exception as exc:  # noqa: BLE001 - a crash of the walk is one more issue, not the end of validation
         message = f"openapi-spec-validator stopped: {type(exc).__name__}: {exc}"
-        issues.append(Issue(service, source, "$", _one_line(message), "schema"))
+        issues.append(Issue(source, "$", issue_message(message), "schema", service=service))
     version = document.get("swagger") if "swagger" in document else document.get("openapi")
     return str(version), issues
 

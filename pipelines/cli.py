@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from deployer.ci_log import section
-from deployer.messages import OneLineArgumentParser, one_line
+from autocore.ci_log import section
+from autocore.cli import OneLineArgumentParser, error_line, run_command
+from autocore.issues import SEVERITY_ERROR, SEVERITY_WARNING, Issue
 from pipelines.errors import EXIT_BAD_INPUT, EXIT_ISSUES, EXIT_OK, PipelinesConfigError, PipelinesError
 from pipelines.gitlab_yaml import load_pipeline
-from pipelines.lint import SEVERITY_ERROR, SEVERITY_WARNING, Issue, lint_file
+from pipelines.lint import lint_file
 from pipelines.render_cli import add_render_parser, run_render
 
-EXIT_INTERRUPTED = 130
 EXIT_CODES_HELP = """exit codes:
   0  every file is clean (warnings, such as a needs: target that may come from an include:, do not fail);
      secrets push / deployment record: done (or, with --dry-run, nothing to report as wrong)
@@ -166,7 +166,7 @@ def _lint(args: argparse.Namespace) -> int:
             try:
                 results[file] = lint_file(file)
             except PipelinesError as exc:
-                print(f"Error: {one_line(str(exc))}", file=sys.stderr)
+                print(error_line(exc), file=sys.stderr)
                 failed += 1
     if client is not None and settings is not None:
         from pipelines.remote_lint import component_skipped, lint_remote
@@ -186,7 +186,7 @@ def _lint(args: argparse.Namespace) -> int:
             {
                 "file": file,
                 "ok": not any(i.severity == SEVERITY_ERROR for i in issues),
-                "issues": [i.as_dict() for i in issues],
+                "issues": [i.as_dict(source_key="file") for i in issues],
             }
             for file, issues in results.items()
         ]
@@ -281,14 +281,10 @@ def _deployment_record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    return args.handler(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``auto-pipelines``; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except PipelinesError as exc:
-        print(f"Error: {one_line(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("Error: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_command(build_parser(), _dispatch, argv)

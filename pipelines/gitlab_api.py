@@ -24,7 +24,7 @@ import gitlab
 import requests
 from gitlab.v4.objects import Project
 
-from deployer.messages import one_line
+from autocore.text import display
 from pipelines.errors import (
     GitLabAuthError,
     GitLabGoneError,
@@ -138,7 +138,7 @@ def scrub(text: str, secrets: Iterable[str] = (), limit: int = _MAX_MESSAGE) -> 
                 text = text.replace(line.strip(), _REDACTED)
     text = _PEM_BLOCK.sub(_REDACTED, text)
     text = _TOKEN_LIKE.sub(_REDACTED, text)
-    return one_line(text, limit)
+    return display(text, limit)
 
 
 def _flatten(message: Any) -> str:

@@ -15,7 +15,7 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import ScalarNode, SequenceNode
 
-from deployer.strict import StrictYAMLLoader, yaml_problem
+from autocore.loading import StrictYAMLLoader, yaml_problem
 from pipelines.errors import PipelinesConfigError
 
 _MAX_REFERENCE_DEPTH = 10  # GitLab's own limit on nested !reference tags

@@ -11,17 +11,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from deployer.messages import json_path, one_line
+from autocore.issues import SEVERITY_ERROR, SEVERITY_WARNING, Issue, issue_message
+from autocore.text import json_path
 from pipelines.errors import PipelinesConfigError
 from pipelines.gitlab_yaml import Reference, load_pipeline, resolve_references
-
-SEVERITY_ERROR = "error"
-SEVERITY_WARNING = "warning"
 
 DEFAULT_STAGES = (".pre", "build", "test", "deploy", ".post")
 INPUT_TYPES = ("string", "number", "boolean", "array")
@@ -32,36 +29,6 @@ RESERVED_KEYS = frozenset(
 )
 _INTERPOLATION = re.compile(r"\$\[\[\s*(inputs|component)\.([A-Za-z0-9_.-]*?)\s*(\|[^\]]*)?\s*\]\]")
 _PLACEHOLDER = "input-value"
-_MAX_MESSAGE = 300
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One problem in one file. ``path`` is a JSON path such as ``$.build.stage``."""
-
-    file: str
-    path: str
-    message: str
-    rule: str
-    severity: str = SEVERITY_ERROR
-
-    def as_dict(self) -> dict[str, str]:
-        """The issue as a JSON-ready dict."""
-        return {
-            "file": self.file,
-            "path": self.path,
-            "message": self.message,
-            "rule": self.rule,
-            "severity": self.severity,
-        }
-
-    def __str__(self) -> str:
-        level = "warning: " if self.severity == SEVERITY_WARNING else ""
-        return f"{self.file}: {self.path}: {level}{self.message} [{self.rule}]"
-
-
-def _one_line(message: str) -> str:
-    return one_line(message, _MAX_MESSAGE)
 
 
 # --------------------------------------------------------------------------- schema
@@ -145,7 +112,7 @@ def _schema_issues(file: str, document: dict[str, Any], skip: list[tuple[Any, ..
         message = shown.message
         if shown.validator == "additionalProperties" and "not allowed" not in message:
             message = f"additional properties are not allowed: {message}"
-        issues.append(Issue(file, json_path(where), _one_line(message), "schema"))
+        issues.append(Issue(file, json_path(where), issue_message(message), "schema"))
     return issues
 
 
@@ -311,7 +278,7 @@ def _input_issues(file: str, spec: dict[str, Any] | None, body: dict[str, Any]) 
                 compiled = re.compile(pattern)
             except re.error as exc:
                 message = f"input {name!r}: regex {regex!r} does not compile: {exc}"
-                issues.append(Issue(file, json_path((*where, "regex")), _one_line(message), "input-regex"))
+                issues.append(Issue(file, json_path((*where, "regex")), issue_message(message), "input-regex"))
             else:
                 if has_default and isinstance(default, str) and not compiled.search(default):
                     message = f"input {name!r}: default {default!r} does not match its regex {regex!r}"

@@ -11,17 +11,16 @@ import re
 
 import gitlab
 
-from deployer.messages import json_path
+from autocore.issues import MAX_MESSAGE, SEVERITY_ERROR, SEVERITY_WARNING, Issue
+from autocore.text import json_path
 from pipelines.errors import GitLabGoneError, PipelinesConfigError
 from pipelines.gitlab_api import PROJECT_ENV, GitLabSettings, api_errors, project_of, scrub
-from pipelines.lint import SEVERITY_ERROR, SEVERITY_WARNING, Issue
 
 RULE = "gitlab-lint"
 RULE_SKIPPED = "gitlab-lint-skipped"
 _HINT_403 = "a dry-run lint simulates a pipeline, which needs at least the Developer role on the project"
 # GitLab names the job in most of its messages: "jobs:build config ...", "jobs:build:rules config ...".
 _JOB_PATH = re.compile(r"^jobs:(\S+?):?\s")
-_MAX_MESSAGE = 300  # as offline lint's
 
 
 def _path_of(message: str) -> str:
@@ -46,7 +45,7 @@ def _issues(file: str, errors: list[object], warnings: list[object], settings: G
     issues = []
     for severity, messages in ((SEVERITY_ERROR, errors), (SEVERITY_WARNING, warnings)):
         for message in messages or []:
-            text = scrub(str(message), [settings.token], _MAX_MESSAGE)
+            text = scrub(str(message), [settings.token], MAX_MESSAGE)
             issues.append(Issue(file, _path_of(text), f"GitLab: {text}", RULE, severity))
     return issues
 

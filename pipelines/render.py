@@ -21,7 +21,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,12 @@ from typing import Any
 import jinja2
 import yaml
 
-from deployer.strict import StrictYAMLLoader, yaml_problem
+from autocore.files import write_atomic
+from autocore.issues import SEVERITY_ERROR, Issue
+from autocore.loading import StrictYAMLLoader, yaml_problem
 from pipelines.errors import PipelinesConfigError, PipelinesError
 from pipelines.gitlab_yaml import load_pipeline, parse_pipeline
-from pipelines.lint import SEVERITY_ERROR, Issue, lint_document
+from pipelines.lint import lint_document
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PIPELINE_TEMPLATE = "service-pipeline.yml.j2"
@@ -402,18 +403,9 @@ def drift(result: RenderResult, path: str | Path) -> list[str]:
 
 
 def write_atomically(text: str, path: str | Path) -> None:
-    """Replace ``path`` with ``text`` in one rename: a reader sees the old file or the new one, never half."""
+    """Replace ``path`` with ``text`` in one rename; its folder must exist (a typo is not a new folder)."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise PipelinesConfigError(f"{directory}: no such directory to write {target.name} into")
-    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(target, text)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from deployer.ci_log import section
+from autocore.ci_log import section
 from pipelines.errors import EXIT_ISSUES, EXIT_OK
 from pipelines.render import (
     DEFAULT_COMPONENT_PATH,

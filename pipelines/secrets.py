@@ -21,8 +21,8 @@ import gitlab
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from autocore.errors import ToolkitError
 from deployer import tls
-from deployer.errors import ConfigError
 from pipelines.errors import GitLabPartialError, PipelinesConfigError, PipelinesGitLabError
 from pipelines.gitlab_api import GitLabSettings, api_errors
 
@@ -68,10 +68,10 @@ def check_environment(environment: str) -> str:
 
 def load_tls(cert_dir: str | None, environ: Mapping[str, str]) -> tls.TLSMaterial:
     """The deployer's TLS material, validated by the deployer's loader (the key matches the certificate,
-    the CA parses); its ``ConfigError`` becomes ``PipelinesConfigError``. Messages name files, never content."""
+    the CA parses); its error becomes ``PipelinesConfigError``. Messages name files, never content."""
     try:
         return tls.load_material(cert_dir, environ)
-    except ConfigError as exc:
+    except ToolkitError as exc:
         raise PipelinesConfigError(str(exc)) from None
 
 

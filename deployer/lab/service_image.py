@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from deployer import commands
 from deployer.commands import docker_tls_env
 from deployer.errors import ConfigError, DeployerError
 from deployer.lab import lab as lab_module
@@ -170,7 +171,7 @@ def docker_env(colour: str, cert_path: str, environ: Mapping[str, str] | None = 
 
 def docker_cli(environ: Mapping[str, str] | None = None) -> str:
     """The docker client the deployer uses too (``AUTO_DOCKER_CLI``, else ``docker`` on PATH)."""
-    return (os.environ if environ is None else environ).get("AUTO_DOCKER_CLI") or "docker"
+    return commands.docker_cli(os.environ if environ is None else environ)
 
 
 def project_requirements(project_dir: str | Path) -> list[str]:

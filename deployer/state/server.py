@@ -29,8 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
+from autocore.loading import reject_duplicate_keys
 from deployer.errors import ConfigError, TLSError
-from deployer.strict import reject_duplicate_keys
 
 COLOURS = ("blue", "green")
 MAX_BODY = 1024 * 1024

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from autocore.issues import Issue
+from autocore.text import json_path
 from docgen import cli
 from docgen.errors import ConfigError, InvalidSpecError
-from docgen.validate import Issue, duplicate_operation_ids, json_path, load_spec, validate, validate_file
+from docgen.validate import duplicate_operation_ids, load_spec, validate, validate_file
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from autocore.issues import SEVERITY_WARNING
 from pipelines import cli
 from pipelines.errors import PipelinesConfigError
 from pipelines.gitlab_yaml import Reference, parse_pipeline, resolve_references
-from pipelines.lint import SEVERITY_WARNING, lint_document, lint_file, schema_path
+from pipelines.lint import lint_document, lint_file, schema_path
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).parent / "corpus"

@@ -2,7 +2,7 @@
 
 import io
 
-from deployer import ci_log
+from autocore import ci_log
 
 
 def test_markers_are_gitlab_format() -> None:

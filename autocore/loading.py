@@ -1,5 +1,5 @@
-"""Strict parsing shared by the toolkit: JSON and YAML that refuse duplicate keys (both formats keep
-the last one silently), and YAML that keeps dates as the strings they were written as."""
+"""Strict loading of untrusted JSON and YAML: duplicate keys are refused (both formats would keep the
+last one silently), and YAML keeps dates as the strings they were written as."""
 
 from __future__ import annotations
 

@@ -1,0 +1,23 @@
+"""The one exception base of the toolkit and the exit codes every command shares.
+
+Library code raises a subclass; only a CLI module prints it (one ``Error:`` line) and exits with its
+``exit_code``. Each product adds its own codes (3 and up) in its own ``errors`` module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2  # bad input or configuration: the command line, a file or the environment
+EXIT_INTERRUPTED = 130  # Ctrl-C, or SIGTERM (GitLab cancelling a job)
+
+
+class ToolkitError(Exception):
+    """Base of every error a toolkit command raises on purpose. The message is one line, with no secret."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def json_report(self) -> dict[str, Any] | None:
+        """What ``--json`` prints on stdout when this error ends the command (None: nothing)."""
+        return None
