@@ -50,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit tests/state
+	$(BIN)/pytest -q -m "not lab and not system" tests
 
 test: system $(STAMP) lint corpus gitlab-ci-local
 	$(BIN)/pytest tests

@@ -14,3 +14,10 @@ from tests.support import Lab, start_lab
 def lab() -> Lab:
     """Bring the lab up (idempotent) and hand out its environment; it stays up for later runs."""
     return start_lab()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the lab is a ``lab`` test, marked or not: ``-m "not lab"`` leaves it out."""
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()) and item.get_closest_marker("lab") is None:
+            item.add_marker(pytest.mark.lab)

@@ -226,8 +226,3 @@ def sample_portal(*, hostile: bool = False) -> Portal:
 def make_portal() -> Callable[..., Portal]:
     """The :func:`sample_portal` factory."""
     return sample_portal
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``browser`` marker (tests/docgen/test_browser.py)."""
-    config.addinivalue_line("markers", "browser: needs Chromium and playwright; fails instead of skipping when CI=true")

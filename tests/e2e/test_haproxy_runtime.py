@@ -25,6 +25,8 @@ from deployer.errors import HAProxyError
 from deployer.haproxy import Runtime, render_config
 from tests.support import haproxy_binary
 
+pytestmark = pytest.mark.system  # runs Debian's haproxy
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -37,6 +37,8 @@ from tests.pipelines import gitlab_ci_local as gcl
 from tests.pipelines.registry import Registry
 from tests.support import LAB_ADDRESSES, Lab, bake_service, http_get, other_colour, unavailable
 
+pytestmark = pytest.mark.system  # runs gitlab-ci-local (npm) and Debian's docker-registry
+
 ROOT = gcl.ROOT
 SLUG, PORT = "orders", 8080  # the template's default answers
 SERVICE_ORIGIN = f"https://{gcl.FAKE_GITLAB}/team/{SLUG}.git"

@@ -70,6 +70,7 @@ def test_missing_context_key_is_a_config_error(tmp_path) -> None:
         render_config(ctx)
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("stats_bind", [None, "127.0.0.1:18002"])
 def test_real_haproxy_accepts_it(tmp_path, stats_bind) -> None:
     haproxy = haproxy_binary()
@@ -79,6 +80,7 @@ def test_real_haproxy_accepts_it(tmp_path, stats_bind) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.system
 def test_real_haproxy_rejects_a_broken_config(tmp_path) -> None:
     haproxy = haproxy_binary()
     config = tmp_path / "haproxy.cfg"
