@@ -19,8 +19,6 @@ from autocore.ci_log import section
 from autocore.cli import OneLineArgumentParser, error_line, run_command
 from autocore.issues import SEVERITY_ERROR, SEVERITY_WARNING, Issue
 from pipelines.errors import EXIT_BAD_INPUT, EXIT_ISSUES, EXIT_OK, PipelinesConfigError, PipelinesError
-from pipelines.gitlab_yaml import load_pipeline
-from pipelines.lint import lint_file
 from pipelines.render_cli import add_render_parser, run_render
 
 EXIT_CODES_HELP = """exit codes:
@@ -147,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _lint(args: argparse.Namespace) -> int:
+    from pipelines.gitlab_yaml import load_pipeline
+    from pipelines.lint import lint_file
+
     client = settings = None
     if args.remote:
         # GitLab modules are imported on demand: python-gitlab would triple the start-up time of offline lint.

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
 
 from autocore.files import write_atomic
@@ -35,12 +34,11 @@ from autocore.loading import StrictYAMLLoader, yaml_problem
 from pipelines.errors import PipelinesConfigError, PipelinesError
 from pipelines.gitlab_yaml import load_pipeline, parse_pipeline
 from pipelines.lint import lint_document
+from pipelines.locations import DEFAULT_COMPONENT_PATH, TEMPLATES_DIR
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 PIPELINE_TEMPLATE = "service-pipeline.yml.j2"
 DEFAULT_COMPONENTS = ("build", "test", "deploy-staging", "pages")
 DEFAULT_VERSION = "1"
-DEFAULT_COMPONENT_PATH = "$CI_SERVER_FQDN/auto/toolkit"
 # Stages in pipeline order; a component whose stage input names another stage goes after these.
 STAGE_ORDER = ("build", "test", "deploy", "pages")
 PIPELINE_KEYS = {"version", "components", "inputs"}
@@ -281,6 +279,8 @@ def render_text(
     templates_dir: str | Path = TEMPLATES_DIR,
 ) -> str:
     """The ``.gitlab-ci.yml`` text (Jinja2, in memory)."""
+    import jinja2  # only rendering needs it: not loaded for the other subcommands
+
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         undefined=jinja2.StrictUndefined,

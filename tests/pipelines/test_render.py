@@ -11,7 +11,8 @@ import yaml
 
 from docgen.manifest import load_descriptor as docgen_load_descriptor
 from pipelines.cli import main
-from pipelines.render import TEMPLATES_DIR, expand, load_components, render
+from pipelines.locations import TEMPLATES_DIR
+from pipelines.render import expand, load_components, render
 
 DESCRIPTOR = """\
 name: orders
