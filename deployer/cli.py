@@ -13,13 +13,19 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autocore.cli import OneLineArgumentParser, run_command
-from deployer import __version__, runner
+from deployer import __version__
 from deployer.commands import RESOLVE_IMAGE_CHOICES, docker_cli, docker_host
-from deployer.deploy import COLOUR_CHOICES, Context, DeployOptions, Report
 from deployer.errors import ConfigError
+from deployer.state.contract import DEPLOY_TARGETS
+
+if TYPE_CHECKING:
+    from deployer.deploy import Context, Report
+
+# Each subcommand imports what it needs when it runs: `--help`, `--version` and `lock status` never load
+# the Docker SDK (a fifth of a second), nor the deploy machinery.
 
 EXIT_CODES_HELP = """exit codes:
   0  success
@@ -93,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true", help="return once Swarm accepted the stack")
     p.add_argument("--rollback-on-failure", action="store_true", help="roll back what this deploy changed")
     p.add_argument("--dry-run", action="store_true", help="print the command and environment; touch nothing")
-    p.add_argument("--colour", choices=COLOUR_CHOICES, default="live", help="the cluster to deploy to (live)")
+    p.add_argument("--colour", choices=DEPLOY_TARGETS, default="live", help="the cluster to deploy to (live)")
     with_lock(p)
 
     p = sub.add_parser("switch", help="bring the idle colour level with the live one and move traffic to it")
@@ -169,6 +175,9 @@ def _material(args: argparse.Namespace) -> Any:
 
 
 def _context(args: argparse.Namespace | None = None) -> Context:
+    from deployer import runner
+    from deployer.deploy import Context
+
     ctx = Context(state=_state_client(), runner=runner.run, environ=dict(os.environ))
     if args is not None and hasattr(args, "lock_wait"):
         ctx.lock_wait, ctx.lock_ttl = args.lock_wait, args.lock_ttl
@@ -176,8 +185,6 @@ def _context(args: argparse.Namespace | None = None) -> Context:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from deployer import deploy
-
     if args.command == "resolve":
         cluster = _state_client().resolve(args.env)
         data = {
@@ -192,9 +199,27 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print(f"{args.env}: {cluster.colour} is live, manager {data['docker_host']}")
         return 0
+    if args.command in ("deploy", "status", "rollback"):
+        return _operation(args)
+    if args.command == "switch":
+        return _switch(args)
+    if args.command == "lock":
+        return _lock(args)
+    if args.command == "history":
+        return _history(args)
+    if args.command == "state":
+        return _serve(args)
+    if args.command == "lab":
+        return _lab(args)
+    raise AssertionError(args.command)
+
+
+def _operation(args: argparse.Namespace) -> int:
+    from deployer import deploy, runner
+
     if args.command == "deploy":
         client = docker_cli(os.environ)
-        options = DeployOptions(
+        options = deploy.DeployOptions(
             stack=args.stack,
             compose_files=args.compose_files,
             timeout=args.timeout,
@@ -228,21 +253,11 @@ def _run(args: argparse.Namespace) -> int:
         )
         _print_report(report, args.json)
         return 0
-    if args.command == "switch":
-        return _switch(args)
-    if args.command == "lock":
-        return _lock(args)
-    if args.command == "history":
-        return _history(args)
-    if args.command == "state":
-        return _serve(args)
-    if args.command == "lab":
-        return _lab(args)
     raise AssertionError(args.command)
 
 
 def _switch(args: argparse.Namespace) -> int:
-    from deployer import switch
+    from deployer import runner, switch
     from deployer.haproxy import Runtime
 
     socket_path = args.haproxy_socket or os.environ.get("AUTO_HAPROXY_SOCKET")
@@ -284,7 +299,7 @@ def _lock(args: argparse.Namespace) -> int:
         else:
             print(f"{args.env}: locked by {held.owner} for {held.purpose!r}, expires in {held.expires_in:.0f} s")
         return 0
-    from deployer.deploy import actor
+    from deployer.lock import actor
 
     released = state.release_lock(args.env, force=True, actor=actor(os.environ))
     print(f"{args.env}: lock released" if released else f"{args.env}: was not locked")

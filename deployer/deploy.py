@@ -6,12 +6,11 @@ swap in a real local server or a recording rather than deep mocks.
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 import time
-from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -20,10 +19,10 @@ from deployer import commands, compose, engine, lock
 from deployer.converge import Before, ServiceState, Watcher
 from deployer.errors import ConfigError, DeployerError, NotConvergedError
 from deployer.runner import Runner
+from deployer.state.contract import DEPLOY_TARGETS
 from deployer.tls import TLSMaterial, private_cert_dir
 
 DRY_RUN_CERT_PATH = "<private temporary directory>"
-COLOUR_CHOICES = ("live", "idle", "blue", "green")
 
 
 @dataclass
@@ -62,6 +61,8 @@ class Report:
     started_at: float = field(default_factory=time.time)
     duration_seconds: float = 0.0
     recorded: bool = False
+    # Seconds spent per phase (state, lock, docker, engine), for "where did the time go" (--json).
+    phases: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -79,11 +80,6 @@ class OperationFailed(NotConvergedError):
         return self.report.as_dict()
 
 
-def actor(environ: Mapping[str, str]) -> str:
-    """Who is acting: the GitLab user in CI, else the local user."""
-    return environ.get("GITLAB_USER_LOGIN") or getpass.getuser()
-
-
 @dataclass
 class Context:
     """The I/O a deploy needs, passed in so tests can use the real lab or local stand-ins."""
@@ -96,21 +92,45 @@ class Context:
     clock_start: float = field(default_factory=time.monotonic)
     lock_wait: float = lock.DEFAULT_WAIT
     lock_ttl: float = lock.DEFAULT_TTL
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, added up as they end
 
-    def locked(self, env_name: str, purpose: str, *, enabled: bool = True) -> AbstractContextManager[Any]:
-        """The environment's lock for a ``with`` block (a no-op when ``enabled`` is False)."""
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the time the ``with`` block takes to ``phases[phase]``."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[phase] = round(self.phases.get(phase, 0.0) + time.monotonic() - started, 4)
+
+    @contextmanager
+    def locked(self, env_name: str, purpose: str, *, enabled: bool = True) -> Iterator[Any]:
+        """The environment's lock for a ``with`` block (a no-op when ``enabled`` is False); taking and
+        releasing it count as the ``lock`` phase."""
         if not enabled:
-            return nullcontext()
-        return lock.held(
+            yield None
+            return
+        held = lock.held(
             self.state,
             env_name,
             purpose=purpose,
-            actor=actor(self.environ),
+            actor=lock.actor(self.environ),
             job_url=self.environ.get("CI_JOB_URL"),
             ttl=self.lock_ttl,
             wait=self.lock_wait,
             say=self.say,
         )
+        with self.timed("lock"):
+            taken = held.__enter__()
+        try:
+            yield taken
+        except BaseException as exc:
+            with self.timed("lock"):
+                if not held.__exit__(type(exc), exc, exc.__traceback__):
+                    raise
+        else:
+            with self.timed("lock"):
+                held.__exit__(None, None, None)
 
     def say(self, line: str) -> None:
         """Progress for humans, on stderr, with the time since start."""
@@ -134,15 +154,16 @@ def deploy(env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Co
     if options.dry_run:
         return _deploy(env_name, options, material, ctx, files)
     # Fail fast on an unknown environment or a bad answer, before queueing for the lock.
-    target_cluster(ctx.state, env_name, options.colour)
+    with ctx.timed("state"):
+        target_cluster(ctx.state, env_name, options.colour)
     with ctx.locked(env_name, f"deploy {options.stack} to {options.colour}", enabled=options.take_lock):
         return _deploy(env_name, options, material, ctx, files)
 
 
 def target_cluster(state: Any, env_name: str, colour: str) -> Any:
     """The cluster a command acts on: the live one, the idle one, or a colour by name."""
-    if colour not in COLOUR_CHOICES:
-        raise ConfigError(f"invalid colour {colour!r}: use one of {', '.join(COLOUR_CHOICES)}")
+    if colour not in DEPLOY_TARGETS:
+        raise ConfigError(f"invalid colour {colour!r}: use one of {', '.join(DEPLOY_TARGETS)}")
     if colour == "live":
         return state.resolve(env_name)
     environment = state.get_environment(env_name)
@@ -152,8 +173,9 @@ def target_cluster(state: Any, env_name: str, colour: str) -> Any:
 def _deploy(
     env_name: str, options: DeployOptions, material: TLSMaterial, ctx: Context, files: compose.ComposeSet
 ) -> Report:
-    report = Report("deploy", env_name, options.stack)
-    cluster = target_cluster(ctx.state, env_name, options.colour)
+    report = Report("deploy", env_name, options.stack, phases=ctx.phases)
+    with ctx.timed("state"):  # again, under the lock: a switch may have happened while we queued
+        cluster = target_cluster(ctx.state, env_name, options.colour)
     report.colour, report.manager = cluster.colour, commands.docker_host(cluster.manager_address, cluster.docker_port)
     role = "live" if cluster.live else "idle"
     ctx.say(f"environment {env_name}: deploying to {cluster.colour} ({role}), manager {report.manager}")
@@ -179,17 +201,19 @@ def _deploy(
         return report
 
     with private_cert_dir(material) as cert_dir:
-        api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
-        watcher = Watcher(api)
-        watcher.calibrate()
-        names = files.swarm_names(options.stack)
-        befores = watcher.snapshot(names)
+        with ctx.timed("engine"):
+            api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
+            watcher = Watcher(api)
+            watcher.calibrate()
+            names = files.swarm_names(options.stack)
+            befores = watcher.snapshot(names)
         command = build(cert_dir)
         report.command = command.display()
         with section(
             f"deploy_{options.stack}", f"docker stack deploy {options.stack}", stream=ctx.out, environ=ctx.environ
         ):
-            result = ctx.runner(command)
+            with ctx.timed("docker"):
+                result = ctx.runner(command)
             for line in result.output.splitlines():
                 ctx.say(f"docker: {line}")
         if result.returncode != 0:
@@ -201,8 +225,11 @@ def _deploy(
             report.services = [{"service": n} for n in names]
             _record(ctx, env_name, cluster.colour, options, files, report, [])
             return report
-        with section(
-            f"wait_{options.stack}", f"waiting for {len(names)} service(s)", stream=ctx.out, environ=ctx.environ
+        with (
+            section(
+                f"wait_{options.stack}", f"waiting for {len(names)} service(s)", stream=ctx.out, environ=ctx.environ
+            ),
+            ctx.timed("engine"),
         ):
             states, timed_out = watcher.wait(befores, options.timeout, on_change=lambda s: ctx.say(s.line()))
         report.services = [s.as_dict() for s in states]
@@ -302,17 +329,18 @@ def _record(
             if name in files.docs:
                 services[-1]["docs"] = dict(files.docs[name])
     try:
-        ctx.state.record_deployment(
-            env_name,
-            colour=colour,
-            stack=stack,
-            services=services,
-            compose=[{"file": os.path.basename(f.path), "content": f.content} for f in files.files],
-            result="succeeded" if succeeded else report.result.replace("-", "_"),
-            actor=actor(ctx.environ),
-            job_url=ctx.environ.get("CI_JOB_URL"),
-            options=options_record,
-        )
+        with ctx.timed("state"):
+            ctx.state.record_deployment(
+                env_name,
+                colour=colour,
+                stack=stack,
+                services=services,
+                compose=[{"file": os.path.basename(f.path), "content": f.content} for f in files.files],
+                result="succeeded" if succeeded else report.result.replace("-", "_"),
+                actor=lock.actor(ctx.environ),
+                job_url=ctx.environ.get("CI_JOB_URL"),
+                options=options_record,
+            )
         report.recorded = True
     except DeployerError as exc:
         ctx.say(f"warning: the deploy was not recorded in the environment-state service: {exc}")
@@ -383,7 +411,7 @@ def record_event(ctx: Context, env_name: str, kind: str, report: Report) -> None
         ctx.state.record_event(
             env_name,
             kind=kind,
-            actor=actor(ctx.environ),
+            actor=lock.actor(ctx.environ),
             result=result.replace("-", "_"),
             detail=detail,
             job_url=ctx.environ.get("CI_JOB_URL"),

@@ -6,12 +6,13 @@ its time to live, so a crashed holder frees the environment within one TTL and a
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +20,11 @@ from deployer.errors import DeployerError, LockHeldError
 
 DEFAULT_TTL = 60.0
 DEFAULT_WAIT = 300.0
+
+
+def actor(environ: Mapping[str, str]) -> str:
+    """Who is acting: the GitLab user in CI, else the local user."""
+    return environ.get("GITLAB_USER_LOGIN") or getpass.getuser()
 
 
 def new_owner(actor: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from autocore.ci_log import section
-from deployer import deploy
+from deployer import deploy, lock
 from deployer.converge import Watcher
 from deployer.errors import ConfigError, DeployerError, NotConvergedError
 from deployer.haproxy import Runtime
@@ -198,7 +198,7 @@ def _switch_locked(
             with section("switch_traffic", f"moving traffic {old} -> {target}", stream=ctx.out, environ=ctx.environ):
                 _route(haproxy, options.backend, to=target, away=old, options=options, timings=timings, ctx=ctx)
             ctx.state.switch(
-                env_name, old, target, actor=deploy.actor(ctx.environ), reason="auto-deploy switch",
+                env_name, old, target, actor=lock.actor(ctx.environ), reason="auto-deploy switch",
                 job_url=ctx.environ.get("CI_JOB_URL"),
             )  # fmt: skip
         except BaseException:

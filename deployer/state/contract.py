@@ -7,6 +7,8 @@ the other side accepts by construction.
 from __future__ import annotations
 
 COLOURS = ("blue", "green")
+# What a deploy may target: the live colour, the idle one, or a colour by name.
+DEPLOY_TARGETS = ("live", "idle", *COLOURS)
 
 
 def other_colour(colour: str) -> str:
