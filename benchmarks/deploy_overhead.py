@@ -4,7 +4,10 @@ For each round and each tool: create a 2-replica stack, then update it (new imag
 an update whose tasks crash under `failure_action: rollback` (docker/cli#6752).
 Prints, per tool: wall time of create and update, how long after the last task reached Running
 (and, for updates, after Swarm marked the update completed) the tool exited, and the verdicts.
-The ratio is auto-deploy's total wall time over the CLI's, in this one run.
+The ratio is auto-deploy's total wall time over the CLI's, in this one run. Where auto-deploy's time
+goes comes from its own `--json` report (seconds per phase: state-service calls, the lock, the docker
+CLI's `stack deploy --detach=true`, the Engine API while waiting); what is left is start-up (the
+interpreter, imports, TLS material) and printing.
 
 Run as root: `.venv/bin/python benchmarks/deploy_overhead.py [--rounds 3]`.
 """
@@ -70,7 +73,7 @@ def remove_stack(api: docker.APIClient, stack: str) -> None:
         time.sleep(0.5)
 
 
-def run_tool(tool: str, stack: str, compose: str, env: dict[str, str]) -> tuple[float, float, int]:
+def run_tool(tool: str, stack: str, compose: str, env: dict[str, str]) -> tuple[float, float, int, dict[str, float]]:
     docker_env = {
         **env,
         "DOCKER_HOST": f"tcp://{env['BENCH_MANAGER']}:2376",
@@ -79,7 +82,7 @@ def run_tool(tool: str, stack: str, compose: str, env: dict[str, str]) -> tuple[
     }
     if tool == "auto-deploy":
         argv = [sys.executable, "-m", "deployer", "deploy", "--env", "lab", "--stack", stack, "-c", compose]
-        argv += ["--resolve-image", "never", "--timeout", "180"]
+        argv += ["--resolve-image", "never", "--timeout", "180", "--json"]
         run_env = env
     else:
         argv = ["docker", "stack", "deploy", "--detach=false", "--resolve-image", "never", "-c", compose, stack]
@@ -87,7 +90,20 @@ def run_tool(tool: str, stack: str, compose: str, env: dict[str, str]) -> tuple[
     start = time.time()
     proc = subprocess.run(argv, env=run_env, capture_output=True, text=True, check=False)
     end = time.time()
-    return end - start, end, proc.returncode
+    phases: dict[str, float] = {}
+    if tool == "auto-deploy" and proc.stdout.strip():
+        phases = json.loads(proc.stdout).get("phases", {})
+    return end - start, end, proc.returncode, phases
+
+
+def startup_seconds(argv: list[str], rounds: int = 5) -> float:
+    """The median wall time of a command that only starts and exits."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def main() -> int:
@@ -122,20 +138,24 @@ def main() -> int:
             stack = "bench"
             remove_stack(api, stack)
             for phase in ("v1", "v2"):
-                wall, end, code = run_tool(tool, stack, str(files[phase]), env)
+                wall, end, code, phases = run_tool(tool, stack, str(files[phase]), env)
                 last_running, completed = convergence_times(api, f"{stack}_web")
                 record(tool, f"{phase} wall s", wall)
                 record(tool, f"{phase} exit after last Running s", end - last_running)
                 if completed:
                     record(tool, f"{phase} exit after update completed s", end - completed)
                 record(tool, f"{phase} exit code", code)
+                if tool == "auto-deploy":
+                    for name, seconds in phases.items():
+                        record(tool, f"{phase} phase {name} s", seconds)
+                    record(tool, f"{phase} phase start-up and the rest s", wall - sum(phases.values()))
             print(f"round {round_no + 1}: {tool} done", file=sys.stderr)
     verdicts = {}
     for tool in tools:
         stack = "benchcrash"
         remove_stack(api, stack)
         run_tool(tool, stack, str(files["v1"]), env)
-        _, _, code = run_tool(tool, stack, str(files["crash"]), env)
+        _, _, code, _ = run_tool(tool, stack, str(files["crash"]), env)
         state = (api.inspect_service(f"{stack}_web").get("UpdateStatus") or {}).get("State")
         verdicts[tool] = {"exit code": code, "swarm update state": state, "right verdict": code != 0}
         remove_stack(api, stack)
@@ -146,8 +166,25 @@ def main() -> int:
         summary[tool] = {k: round(statistics.median(v), 3) for k, v in results[tool].items()}
     ours = sum(sum(results[tools[0]][f"{p} wall s"]) for p in ("v1", "v2"))
     theirs = sum(sum(results[tools[1]][f"{p} wall s"]) for p in ("v1", "v2"))
+    overhead = {}
+    for phase in ("v1", "v2"):
+        ours_median = summary[tools[0]][f"{phase} wall s"]
+        theirs_median = summary[tools[1]][f"{phase} wall s"]
+        overhead[phase] = {
+            "auto-deploy minus docker stack deploy s": round(ours_median - theirs_median, 3),
+            **{
+                k.removeprefix(f"{phase} phase "): v
+                for k, v in summary[tools[0]].items()
+                if k.startswith(f"{phase} phase")
+            },
+        }
     report = {
         "rounds": args.rounds,
+        "start-up alone s": {
+            "python -c pass": round(startup_seconds([sys.executable, "-c", "pass"]), 3),
+            "auto-deploy --version": round(startup_seconds([sys.executable, "-m", "deployer", "--version"]), 3),
+        },
+        "where auto-deploy's time goes (medians)": overhead,
         "median per tool": summary,
         "wall-time ratio auto-deploy / docker stack deploy --detach=false": round(ours / theirs, 3),
         "crashing update (failure_action: rollback)": verdicts,
