@@ -6,6 +6,8 @@ Library code raises a subclass; only a CLI module prints it (one ``Error:`` line
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from typing import Any
 
 EXIT_OK = 0
@@ -21,3 +23,20 @@ class ToolkitError(Exception):
     def json_report(self) -> dict[str, Any] | None:
         """What ``--json`` prints on stdout when this error ends the command (None: nothing)."""
         return None
+
+
+class ProgramNotFoundError(ToolkitError):
+    """The program to run is not installed (or not on PATH)."""
+
+    def __init__(self, program: str) -> None:
+        super().__init__(f"{program} not found")
+        self.program = program
+
+
+class CommandTimedOutError(ToolkitError):
+    """The command did not finish within its time budget; it was killed."""
+
+    def __init__(self, argv: Sequence[str], timeout: float) -> None:
+        super().__init__(f"{shlex.join(argv)} did not finish within {timeout:.0f} s")
+        self.argv = tuple(argv)
+        self.timeout = timeout

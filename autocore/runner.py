@@ -7,29 +7,11 @@ package to install, which variable to set) at its boundary.
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from autocore.errors import ToolkitError
-
-
-class ProgramNotFoundError(ToolkitError):
-    """The program to run is not installed (or not on PATH)."""
-
-    def __init__(self, program: str) -> None:
-        super().__init__(f"{program} not found")
-        self.program = program
-
-
-class CommandTimedOutError(ToolkitError):
-    """The command did not finish within its time budget; it was killed."""
-
-    def __init__(self, argv: Sequence[str], timeout: float) -> None:
-        super().__init__(f"{shlex.join(argv)} did not finish within {timeout:.0f} s")
-        self.argv = tuple(argv)
-        self.timeout = timeout
+from autocore.errors import CommandTimedOutError, ProgramNotFoundError
 
 
 def execute(

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from autocore.ci_log import section
 from deployer import commands, compose, engine, lock
 from deployer.converge import Before, ServiceState, Watcher
-from deployer.errors import ConfigError, DeployerError, NotConvergedError
+from deployer.errors import ConfigError, DeployerError, OperationFailed
 from deployer.runner import Runner
 from deployer.state.contract import DEPLOY_TARGETS
 from deployer.tls import TLSMaterial, private_cert_dir
@@ -67,17 +67,6 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
         return {k: v for k, v in self.__dict__.items() if k != "started_at"}
-
-
-class OperationFailed(NotConvergedError):
-    """A deploy or rollback that did not converge; carries the report for ``--json``."""
-
-    def __init__(self, message: str, report: Report) -> None:
-        super().__init__(message)
-        self.report = report
-
-    def json_report(self) -> dict[str, Any]:
-        return self.report.as_dict()
 
 
 @dataclass

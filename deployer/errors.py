@@ -39,6 +39,17 @@ class NotConvergedError(DeployerError):
     exit_code = EXIT_NOT_CONVERGED
 
 
+class OperationFailed(NotConvergedError):
+    """A deploy or rollback that did not converge; carries its report (``deployer.deploy.Report``) for ``--json``."""
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+    def json_report(self) -> dict[str, Any]:
+        return self.report.as_dict()
+
+
 class RefusedError(DeployerError):
     """Something refused us or could not be trusted; nothing was changed by us."""
 

@@ -26,6 +26,12 @@ class PipelinesConfigError(PipelinesError):
     exit_code = EXIT_BAD_INPUT
 
 
+class RenderCheckFailed(PipelinesError):
+    """``render --check``: the committed file is not what the descriptor renders to."""
+
+    exit_code = EXIT_ISSUES
+
+
 EXIT_GITLAB = 4  # the GitLab API refused the request or could not be reached
 
 

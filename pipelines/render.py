@@ -31,7 +31,7 @@ import yaml
 from autocore.files import write_atomic
 from autocore.issues import SEVERITY_ERROR, Issue
 from autocore.loading import StrictYAMLLoader, yaml_problem
-from pipelines.errors import PipelinesConfigError, PipelinesError
+from pipelines.errors import PipelinesConfigError
 from pipelines.gitlab_yaml import load_pipeline, parse_pipeline
 from pipelines.lint import lint_document
 from pipelines.locations import DEFAULT_COMPONENT_PATH, TEMPLATES_DIR
@@ -44,12 +44,6 @@ STAGE_ORDER = ("build", "test", "deploy", "pages")
 PIPELINE_KEYS = {"version", "components", "inputs"}
 _VERSION = re.compile(r"^(~latest|[0-9]+(\.[0-9]+){0,2}|[0-9a-f]{40})$")
 _INTERPOLATION = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_.-]+)\s*(\|[^\]]*)?\]\]")
-
-
-class RenderCheckFailed(PipelinesError):
-    """``--check``: the committed file is not what the descriptor renders to."""
-
-    exit_code = 3
 
 
 @dataclass(frozen=True)

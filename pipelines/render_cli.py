@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from autocore.ci_log import section
-from pipelines.errors import EXIT_ISSUES, EXIT_OK
+from pipelines.errors import EXIT_ISSUES, EXIT_OK, RenderCheckFailed
 from pipelines.locations import DEFAULT_COMPONENT_PATH, TEMPLATES_DIR
 
 RENDER_EXIT_CODES = """exit codes:
@@ -53,7 +53,7 @@ def add_render_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run_render(args: argparse.Namespace) -> int:
     """Run ``auto-pipelines render``; returns the exit code. Raises ``PipelinesError`` on bad input."""
-    from pipelines.render import RenderCheckFailed, drift, parse_input_assignment, render, write_atomically
+    from pipelines.render import drift, parse_input_assignment, render, write_atomically
 
     out = args.out or str(Path(args.descriptor).parent / ".gitlab-ci.yml")
     overrides = [parse_input_assignment(text) for text in args.inputs]
