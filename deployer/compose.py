@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,12 +10,13 @@ from typing import Any
 import yaml
 
 from deployer.errors import ConfigError
+from deployer.state.contract import COMPOSE_SERVICE_RE, DOCS_LABELS, DOCS_VERSION_RE, STACK_RE
 
-STACK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-DOCS_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-# deploy.labels through which a service says where its docs are; recorded for `auto-docs build --from-env`.
-DOCS_LABELS = {"auto.docs.version": "version", "auto.docs.spec": "spec_url", "auto.docs.url": "docs_url"}
+# The contract's rules under the names they have always had here, so that what a deploy records the
+# state service accepts (service names excepted: see contract.COMPOSE_SERVICE_RE).
+STACK_NAME = STACK_RE
+SERVICE_NAME = COMPOSE_SERVICE_RE
+DOCS_VERSION = DOCS_VERSION_RE
 
 
 @dataclass(frozen=True)

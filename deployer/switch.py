@@ -29,9 +29,8 @@ from deployer import deploy, lock
 from deployer.converge import Watcher
 from deployer.errors import ConfigError, DeployerError, NotConvergedError
 from deployer.haproxy import Runtime
+from deployer.state.contract import COLOURS, other_colour
 from deployer.tls import TLSMaterial, private_cert_dir
-
-COLOURS = ("blue", "green")
 
 
 @dataclass
@@ -175,7 +174,15 @@ def _switch_locked(
     detail: dict[str, Any] = {"from": old, "to": target}
     try:
         if target == old:
-            _route(haproxy, options.backend, to=target, away=_other(target), options=options, timings=timings, ctx=ctx)
+            _route(
+                haproxy,
+                options.backend,
+                to=target,
+                away=other_colour(target),
+                options=options,
+                timings=timings,
+                ctx=ctx,
+            )
             report.result = "unchanged"
             report.message = f"{target} is already live; HAProxy sends it the traffic"
             return report
@@ -227,10 +234,6 @@ def _running_services(cluster: Any, material: TLSMaterial, ctx: deploy.Context) 
     with private_cert_dir(material) as cert_dir:
         api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
         return {s["Spec"]["Name"] for s in api.services()}
-
-
-def _other(colour: str) -> str:
-    return "green" if colour == "blue" else "blue"
 
 
 def _kept_services(kept: list[str]) -> set[str]:

@@ -21,6 +21,7 @@ import pytest
 
 from deployer import engine
 from deployer.lab import lab as lab_module
+from deployer.state.contract import other_colour as other_colour  # re-exported: the tests import it from here
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_ADDRESSES = {colour: lab_module.CLUSTERS[colour].address for colour in lab_module.COLOURS}
@@ -35,12 +36,6 @@ FRONT_APP = """services:
       update_config: {{order: stop-first, failure_action: rollback, monitor: 1s}}
       restart_policy: {{condition: any, delay: 1s}}
 """
-
-
-def other_colour(colour: str) -> str:
-    """The other one of blue and green."""
-    (other,) = set(LAB_ADDRESSES) - {colour}
-    return other
 
 
 def unavailable(reason: str) -> NoReturn:

@@ -1,0 +1,445 @@
+"""Request validation of the environment-state server: decoded JSON and query strings in, typed values out.
+
+Every check of what a client sent lives here and fails the same way, with :class:`BadRequest` and a
+one-line message naming the field; the HTTP layer turns it into a 400. Nothing here touches the
+database or the socket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from autocore.loading import reject_duplicate_keys
+from autocore.text import display
+from deployer.state.contract import (
+    AUDIT_KINDS,
+    COLOURS,
+    CONTROL_RE,
+    DEFAULT_LIMIT,
+    DEPLOY_FLAGS,
+    DEPLOY_OPTIONS,
+    DOCS_VERSION_RE,
+    MAX_ACTOR,
+    MAX_COMPOSE_FILE,
+    MAX_DETAIL,
+    MAX_DOCS_VERSION,
+    MAX_IMAGE,
+    MAX_JOB_URL,
+    MAX_LIMIT,
+    MAX_OWNER,
+    MAX_PURPOSE,
+    MAX_REASON,
+    MAX_REPLICAS,
+    MAX_RESULT,
+    MAX_STACK,
+    MAX_TTL,
+    MAX_URL,
+    MIN_TTL,
+    NAME_RE,
+    RESERVED_DETAIL,
+    RESOLVE_IMAGE,
+    RESULT_RE,
+    STACK_RE,
+)
+
+
+class BadRequest(Exception):
+    """The request is invalid; ``message`` is one line saying which field and why (a 400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def bad(message: str) -> NoReturn:
+    raise BadRequest(message)
+
+
+def show(value: Any) -> str:
+    """A short, one-line rendering of a client-supplied value for error messages."""
+    if isinstance(value, str):
+        return repr(display(value, 60))
+    return display(json.dumps(value), 60)
+
+
+# --------------------------------------------------------------------------------------------------
+# Typed requests
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """PUT .../environments/NAME: the live colour and each colour's ``(manager_address, docker_port)``."""
+
+    live_colour: str
+    clusters: dict[str, tuple[str, int]]
+    actor: str | None
+
+
+@dataclass(frozen=True)
+class SwitchRequest:
+    """POST .../switch: make ``to`` live if ``expected_live`` still is."""
+
+    expected_live: str
+    to: str
+    actor: str | None
+    reason: str | None
+    job_url: str | None
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """POST .../deployments: one deployment as the deployer reports it."""
+
+    colour: str
+    stack: str
+    services: list[dict[str, Any]]
+    compose: list[dict[str, str]]
+    result: str
+    actor: str
+    job_url: str | None
+    options: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class DeploymentFilter:
+    """GET .../deployments: which deployments, and how many."""
+
+    colour: str | None
+    stack: str | None
+    result: str | None
+    limit: int
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    """POST .../lock: take or renew the lock."""
+
+    owner: str
+    purpose: str
+    ttl: float
+    actor: str | None
+    job_url: str | None
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """DELETE .../lock: release the own lock (``owner``) or anybody's (``owner`` None: forced)."""
+
+    owner: str | None
+    actor: str | None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """POST .../events: a deploy, rollback or switch outcome for the history."""
+
+    kind: str
+    actor: str
+    result: str
+    job_url: str | None
+    detail: dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------------
+# Bodies and query strings
+
+
+def json_body(raw: bytes) -> Any:
+    """Decode a request body: UTF-8 JSON without duplicate keys, NaN or Infinity."""
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=reject_duplicate_keys, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        bad(f"request body is not valid JSON: {exc}")
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def allow_params(params: dict[str, str], allowed: tuple[str, ...]) -> None:
+    """Refuse query parameters the endpoint does not know."""
+    for key in params:
+        if key not in allowed:
+            hint = ", ".join(allowed) if allowed else "none"
+            bad(f"unknown query parameter {show(key)}; allowed: {hint}")
+
+
+def limit(params: dict[str, str]) -> int:
+    """The ``limit`` query parameter, DEFAULT_LIMIT when absent."""
+    raw = params.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        bad(f"limit must be an integer from 1 to {MAX_LIMIT}, not {show(raw)}")
+    return int(raw)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fields
+
+
+def fields(value: Any, what: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+    if not isinstance(value, dict):
+        bad(f"{what} must be a JSON object")
+    unknown = sorted(set(value) - set(required) - set(optional))
+    if unknown:
+        bad(f"{what} has unknown field {show(unknown[0])}")
+    for key in required:
+        if key not in value:
+            bad(f"{what} is missing {key!r}")
+    return value
+
+
+def colour(value: Any, what: str) -> str:
+    if value not in COLOURS or not isinstance(value, str):
+        bad(f"{what} must be blue or green, not {show(value)}")
+    return value
+
+
+def integer(value: Any, what: str, low: int, high: int) -> int:
+    # bool is an int in Python but not in JSON; refuse true/false as numbers.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        bad(f"{what} must be an integer from {low} to {high}, not {show(value)}")
+    return value
+
+
+def text(value: Any, what: str, max_len: int, *, pattern: re.Pattern[str] | None = None) -> str:
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        bad(f"{what} must be a non-empty string of at most {max_len} characters")
+    if pattern is not None and not pattern.match(value):
+        bad(f"{what} {show(value)} does not match {pattern.pattern}")
+    return value
+
+
+def line(value: Any, what: str, max_len: int) -> str:
+    """A non-empty one-line string: no control characters."""
+    checked = text(value, what, max_len)
+    if CONTROL_RE.search(checked):
+        bad(f"{what} must not contain control characters")
+    return checked
+
+
+def optional_line(value: Any, what: str, max_len: int) -> str | None:
+    """A :func:`line`, or None when absent (or null)."""
+    return None if value is None else line(value, what, max_len)
+
+
+def actor(value: Any) -> str:
+    """Who did it: required with deployments and audit events."""
+    return line(value, "actor", MAX_ACTOR)
+
+
+def optional_actor(value: Any) -> str | None:
+    return optional_line(value, "actor", MAX_ACTOR)
+
+
+def optional_text(value: Any, what: str, max_len: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_len:
+        bad(f"{what} must be a string of at most {max_len} characters or null")
+    return value
+
+
+def seconds(value: Any, what: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        bad(f"{what} must be a number of seconds from {low:g} to {high:g}, not {show(value)}")
+    return float(value)
+
+
+def https_url(value: Any, what: str) -> str:
+    url = text(value, what, MAX_URL)
+    if not url.startswith("https://") or any(ch.isspace() for ch in url):
+        bad(f"{what} must be an https:// URL without spaces")
+    return url
+
+
+def environment_name(name: str) -> str:
+    """The name of an environment to create (reads answer 404 for a malformed one instead)."""
+    if not NAME_RE.match(name):
+        bad(f"invalid environment name {show(name)}: it must match {NAME_RE.pattern}")
+    return name
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests
+
+
+def environment_spec(value: Any) -> EnvironmentSpec:
+    body = fields(value, "body", ("live_colour", "clusters"), ("actor",))
+    live_colour = colour(body["live_colour"], "live_colour")
+    clusters_in = fields(body["clusters"], "clusters", COLOURS)
+    specs = {c: _cluster_spec(clusters_in[c], c) for c in COLOURS}
+    if specs["blue"] == specs["green"]:
+        bad("clusters.blue and clusters.green have the same address and port; they must differ")
+    return EnvironmentSpec(live_colour, specs, optional_actor(body.get("actor")))
+
+
+def _cluster_spec(value: Any, of: str) -> tuple[str, int]:
+    what = f"clusters.{of}"
+    spec = fields(value, what, ("manager_address", "docker_port"))
+    address = spec["manager_address"]
+    try:
+        if not isinstance(address, str):
+            raise ValueError(address)
+        canonical = str(ipaddress.ip_address(address))
+    except ValueError:
+        bad(f"{what}.manager_address must be an IPv4 or IPv6 literal, not {show(address)}")
+    return canonical, integer(spec["docker_port"], f"{what}.docker_port", 1, 65535)
+
+
+def switch_request(value: Any) -> SwitchRequest:
+    body = fields(value, "body", ("expected_live", "to"), ("actor", "reason", "job_url"))
+    expected = colour(body["expected_live"], "expected_live")
+    to = colour(body["to"], "to")
+    if to == expected:
+        bad(f"to must be the other colour than expected_live ({expected}), not {to}")
+    return SwitchRequest(
+        expected_live=expected,
+        to=to,
+        actor=optional_actor(body.get("actor")),
+        reason=optional_text(body.get("reason"), "reason", MAX_REASON),
+        job_url=optional_line(body.get("job_url"), "job_url", MAX_JOB_URL),
+    )
+
+
+def deployment_record(value: Any) -> DeploymentRecord:
+    body = fields(
+        value,
+        "body",
+        ("colour", "stack", "services", "compose", "result", "actor"),
+        ("job_url", "options"),
+    )
+    record_colour = colour(body["colour"], "colour")
+    stack = text(body["stack"], "stack", MAX_STACK, pattern=STACK_RE)
+    services = _services(body["services"])
+    compose = _compose(body["compose"])
+    result = text(body["result"], "result", MAX_RESULT, pattern=RESULT_RE)
+    record_actor = actor(body["actor"])
+    job_url = body.get("job_url")
+    if job_url is not None:
+        # Not line(): a deployment's job_url has never been checked for control characters
+        # (DeploymentRequest in contract.yaml has no pattern for it, unlike OptionalJobURL).
+        job_url = text(job_url, "job_url", MAX_JOB_URL)
+    options = _deploy_options(body.get("options"))
+    return DeploymentRecord(record_colour, stack, services, compose, result, record_actor, job_url, options)
+
+
+def _services(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
+        bad("services must be a non-empty list")
+    seen: set[str] = set()
+    services = []
+    for index, item in enumerate(value):
+        what = f"services[{index}]"
+        item = fields(item, what, ("name", "image", "replicas"), ("docs",))
+        name = text(item["name"], f"{what}.name", MAX_STACK, pattern=STACK_RE)
+        if name in seen:
+            bad(f"services lists {name!r} twice")
+        seen.add(name)
+        image = text(item["image"], f"{what}.image", MAX_IMAGE)
+        if any(ch.isspace() for ch in image):
+            bad(f"{what}.image must not contain whitespace")
+        replicas = integer(item["replicas"], f"{what}.replicas", 0, MAX_REPLICAS)
+        record: dict[str, Any] = {"name": name, "image": image, "replicas": replicas}
+        if item.get("docs") is not None:
+            record["docs"] = _docs(item["docs"], f"{what}.docs")
+        services.append(record)
+    return services
+
+
+def _docs(value: Any, what: str) -> dict[str, str]:
+    """Where a service publishes its documentation: what ``auto-docs build --from-env`` fetches."""
+    item = fields(value, what, ("version", "spec_url"), ("docs_url",))
+    docs = {
+        "version": text(item["version"], f"{what}.version", MAX_DOCS_VERSION, pattern=DOCS_VERSION_RE),
+        "spec_url": https_url(item["spec_url"], f"{what}.spec_url"),
+    }
+    if item.get("docs_url") is not None:
+        docs["docs_url"] = https_url(item["docs_url"], f"{what}.docs_url")
+    return docs
+
+
+def _compose(value: Any) -> list[dict[str, str]]:
+    if not isinstance(value, list):
+        bad("compose must be a list of {file, content}")
+    files = []
+    for index, item in enumerate(value):
+        what = f"compose[{index}]"
+        item = fields(item, what, ("file", "content"))
+        name = text(item["file"], f"{what}.file", MAX_COMPOSE_FILE)
+        if not isinstance(item["content"], str):
+            bad(f"{what}.content must be a string")
+        files.append({"file": name, "content": item["content"]})
+    return files
+
+
+def _deploy_options(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    options = fields(value, "options", (), DEPLOY_OPTIONS)
+    if "resolve_image" in options and options["resolve_image"] not in RESOLVE_IMAGE:
+        bad(f"options.resolve_image must be one of {', '.join(RESOLVE_IMAGE)}, not {show(options['resolve_image'])}")
+    for key in DEPLOY_FLAGS:
+        if key in options and not isinstance(options[key], bool):
+            bad(f"options.{key} must be true or false, not {show(options[key])}")
+    return dict(options)
+
+
+def deployment_filter(params: dict[str, str]) -> DeploymentFilter:
+    allow_params(params, ("colour", "stack", "result", "limit"))
+    count = limit(params)
+    return DeploymentFilter(
+        colour=colour(params["colour"], "colour") if "colour" in params else None,
+        stack=text(params["stack"], "stack", MAX_STACK, pattern=STACK_RE) if "stack" in params else None,
+        result=text(params["result"], "result", MAX_RESULT, pattern=RESULT_RE) if "result" in params else None,
+        limit=count,
+    )
+
+
+def lock_request(value: Any) -> LockRequest:
+    body = fields(value, "body", ("owner", "purpose", "ttl_seconds"), ("actor", "job_url"))
+    return LockRequest(
+        owner=line(body["owner"], "owner", MAX_OWNER),
+        purpose=line(body["purpose"], "purpose", MAX_PURPOSE),
+        ttl=seconds(body["ttl_seconds"], "ttl_seconds", MIN_TTL, MAX_TTL),
+        actor=optional_actor(body.get("actor")),
+        job_url=optional_line(body.get("job_url"), "job_url", MAX_JOB_URL),
+    )
+
+
+def release_request(params: dict[str, str]) -> ReleaseRequest:
+    allow_params(params, ("owner", "force", "actor"))
+    owner = params.get("owner")
+    force = params.get("force")
+    if force is not None and force != "true":
+        bad(f"force must be true when given, not {show(force)}")
+    if (owner is None) == (force is None):
+        bad("give exactly one of owner=OWNER (release your own lock) and force=true (release anybody's)")
+    if owner is not None:
+        owner = line(owner, "owner", MAX_OWNER)
+    return ReleaseRequest(owner, optional_actor(params.get("actor")))
+
+
+def audit_event(value: Any) -> AuditEvent:
+    body = fields(value, "body", ("kind", "actor", "result", "detail"), ("job_url",))
+    kind = body["kind"]
+    if kind not in AUDIT_KINDS or not isinstance(kind, str):
+        bad(f"kind must be one of {', '.join(AUDIT_KINDS)}, not {show(kind)}")
+    event_actor = actor(body["actor"])
+    result = text(body["result"], "result", MAX_RESULT, pattern=RESULT_RE)
+    job_url = optional_line(body.get("job_url"), "job_url", MAX_JOB_URL)
+    detail = body["detail"]
+    if not isinstance(detail, dict):
+        bad("detail must be a JSON object")
+    reserved = sorted(set(detail) & set(RESERVED_DETAIL))
+    if reserved:
+        bad(f"detail must not contain {show(reserved[0])}: the service sets it")
+    size = len(json.dumps(detail, separators=(",", ":")).encode())
+    if size > MAX_DETAIL:
+        bad(f"detail is {size} bytes as JSON; the limit is {MAX_DETAIL}")
+    return AuditEvent(kind, event_actor, result, job_url, detail)
