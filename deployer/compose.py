@@ -42,7 +42,7 @@ class ComposeSet:
 
 def check_stack_name(stack: str) -> str:
     """Reject a stack name Docker would refuse, before touching anything."""
-    if not STACK_NAME.match(stack):
+    if not STACK_NAME.fullmatch(stack):
         raise ConfigError(f"invalid stack name {stack!r}: use letters, digits, '_', '.' or '-'")
     return stack
 
@@ -73,7 +73,7 @@ def load(paths: list[str]) -> ComposeSet:
         if not isinstance(section, dict):
             raise ConfigError(f"compose file {path}: 'services' must be a mapping of service names")
         for name in section:
-            if not isinstance(name, str) or not SERVICE_NAME.match(name):
+            if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
                 raise ConfigError(f"compose file {path}: invalid service name {name!r}")
             services.setdefault(name, None)
             # Later files override earlier ones, as `docker stack deploy -c a -c b` merges them.
@@ -108,7 +108,7 @@ def _check_docs(found: dict[str, str], name: str) -> dict[str, str]:
         raise ConfigError(
             f"service {name}: auto.docs.* labels need both auto.docs.version and auto.docs.spec; add the missing one"
         )
-    if not DOCS_VERSION.match(found["version"]):
+    if not DOCS_VERSION.fullmatch(found["version"]):
         raise ConfigError(f"service {name}: auto.docs.version {found['version']!r} must look like v1 or 2.0")
     for key in ("spec_url", "docs_url"):
         url = found.get(key)

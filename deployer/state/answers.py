@@ -66,7 +66,7 @@ class Checker:
 
     def timestamp(self, mapping: dict[str, Any], key: str, where: str = "") -> str:
         value = self.text(mapping, key, where)
-        if not TIMESTAMP_RE.match(value):
+        if not TIMESTAMP_RE.fullmatch(value):
             self.fail(f"{where}{key} {show(value)} is not a UTC timestamp like 2026-11-25T06:30:00Z")
         return value
 

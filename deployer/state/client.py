@@ -37,7 +37,7 @@ __all__ = [
 
 
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ConfigError(f"invalid environment name {show(name)}: use lowercase letters, digits and '-' (at most 63)")
     return name
 
@@ -74,7 +74,7 @@ class StateClient(Transport):
         names = []
         for index, item in enumerate(list_of_objects(check, data, "environments")):
             name = check.text(item, "name", f"environments[{index}].")
-            if not NAME_RE.match(name):
+            if not NAME_RE.fullmatch(name):
                 check.fail(f"environments[{index}].name {show(name)} is not an environment name")
             names.append(name)
         return sorted(names)

@@ -351,7 +351,7 @@ def _load_environment(conn: sqlite3.Connection, name: str) -> dict[str, Any] | N
 
 
 def _require_environment(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
-    env = _load_environment(conn, name) if NAME_RE.match(name) else None
+    env = _load_environment(conn, name) if NAME_RE.fullmatch(name) else None
     if env is None:
         raise UnknownEnvironment(f"unknown environment {show(name)}")
     return env

@@ -210,7 +210,7 @@ def integer(value: Any, what: str, low: int, high: int) -> int:
 def text(value: Any, what: str, max_len: int, *, pattern: re.Pattern[str] | None = None) -> str:
     if not isinstance(value, str) or not value or len(value) > max_len:
         bad(f"{what} must be a non-empty string of at most {max_len} characters")
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):
         bad(f"{what} {show(value)} does not match {pattern.pattern}")
     return value
 
@@ -260,7 +260,7 @@ def https_url(value: Any, what: str) -> str:
 
 def environment_name(name: str) -> str:
     """The name of an environment to create (reads answer 404 for a malformed one instead)."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         bad(f"invalid environment name {show(name)}: it must match {NAME_RE.pattern}")
     return name
 

@@ -327,8 +327,10 @@ def test_deployments_listing(lab: StateClient) -> None:
             "services lists 'web' twice",
         ),
         ({"stack": "bad stack"}, "stack 'bad stack' does not match"),
+        ({"stack": "demo\n"}, "does not match"),  # a trailing newline is not a name's end
         ({"compose": [{"file": "x.yml"}]}, "compose[0] is missing 'content'"),
         ({"result": "Succeeded!"}, "result 'Succeeded!' does not match"),
+        ({"result": "succeeded\n"}, "does not match"),
         (
             {"services": [{"name": "web", "image": "w:1", "replicas": 1, "docs": {"version": "v1"}}]},
             "services[0].docs is missing 'spec_url'",

@@ -29,6 +29,7 @@ def test_union_of_services_in_first_seen_order(tmp_path) -> None:
         ("services:\n  - web\n", "'services' must be a mapping of service names"),
         ("version: '3.8'\n", "define no service: nothing to deploy"),
         ("services:\n  'bad name': {image: x}\n", "invalid service name 'bad name'"),
+        ('services:\n  "web\\n": {image: x}\n', "invalid service name 'web\\n'"),  # $ must not end before a newline
     ],
 )
 def test_bad_compose_files(tmp_path, text, message) -> None:
@@ -48,7 +49,7 @@ def test_no_file() -> None:
         compose.load([])
 
 
-@pytest.mark.parametrize("stack", ["", "-x", "a b", "x" * 70])
+@pytest.mark.parametrize("stack", ["", "-x", "a b", "x" * 70, "demo\n", "demo\r\n"])
 def test_bad_stack_names(stack) -> None:
     with pytest.raises(ConfigError, match="invalid stack name"):
         compose.check_stack_name(stack)
