@@ -2,7 +2,8 @@
 
 Configuration from templates/haproxy.cfg.j2; the live colour's server enabled, the idle one in
 maintenance. A changed configuration is reloaded (SIGUSR2 to the master) after the admin state
-was saved to the server-state file, so a switch's state survives ``lab up``.
+was saved to the server-state file, so a switch's state survives ``lab up``. Its commands (a config
+check, the daemonizing start) go through :mod:`deployer.lab.runner`.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from deployer.errors import ConfigError, DeployerError
 from deployer.haproxy import Runtime, render_config
+from deployer.lab.runner import install_hint, run
 
+HAPROXY_BINARY = "/usr/sbin/haproxy"  # Debian's; /usr/sbin is not always in PATH
+START_TIMEOUT = 30.0  # `haproxy -D` returns once the master has forked into the background
 BACKEND = "app"
 APP_PORT = 18080
 DEFAULT_FRONT_PORT = 18000
@@ -71,6 +74,14 @@ def check_argv(config: Path, haproxy: str = "haproxy") -> list[str]:
     return [haproxy, "-c", "-q", "-f", str(config)]
 
 
+def find_haproxy() -> str:
+    """The haproxy binary: on PATH, else Debian's; ConfigError saying what to install."""
+    haproxy = shutil.which("haproxy") or (HAPROXY_BINARY if Path(HAPROXY_BINARY).exists() else None)
+    if haproxy is None:
+        raise ConfigError(f"haproxy not found: {install_hint('haproxy')}")
+    return haproxy
+
+
 def _pid(paths: FrontPaths) -> int | None:
     try:
         pid = int(paths.pid.read_text().split()[0])
@@ -99,9 +110,7 @@ def _wait_answering(paths: FrontPaths, timeout: float = 10.0) -> None:
 
 def ensure(lab_root: Path, addresses: dict[str, str], live: str, port: int) -> str | None:
     """Start HAProxy, or reload it when its configuration changed; returns what was done, if anything."""
-    haproxy = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
-    if haproxy is None:
-        raise ConfigError("haproxy not found: apt-get install haproxy")
+    haproxy = find_haproxy()
     paths = FrontPaths(lab_root)
     paths.root.mkdir(parents=True, exist_ok=True)
     text = render_config(config_context(paths, addresses, live, port))
@@ -110,7 +119,7 @@ def ensure(lab_root: Path, addresses: dict[str, str], live: str, port: int) -> s
         return None
     candidate = paths.root / "haproxy.cfg.new"
     candidate.write_text(text)
-    check = subprocess.run(check_argv(candidate, haproxy), capture_output=True, text=True, check=False)
+    check = run(check_argv(candidate, haproxy), check=False)
     if check.returncode != 0:
         raise DeployerError(f"the rendered HAProxy config is invalid: {(check.stderr or check.stdout).strip()[:300]}")
     if pid and _answering(paths):
@@ -132,8 +141,8 @@ def ensure(lab_root: Path, addresses: dict[str, str], live: str, port: int) -> s
 
 
 def _start(paths: FrontPaths, haproxy: str) -> None:
-    with open(paths.log, "ab") as log:
-        subprocess.run(haproxy_argv(paths, haproxy), stdout=log, stderr=log, check=True, stdin=subprocess.DEVNULL)
+    # -D daemonizes: its output goes to the log file, a pipe would stay open as long as HAProxy runs.
+    run(haproxy_argv(paths, haproxy), log=paths.log, timeout=START_TIMEOUT)
     _wait_answering(paths)
 
 

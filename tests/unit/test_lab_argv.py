@@ -117,3 +117,74 @@ def test_missing_haproxy_is_named_before_anything_starts(monkeypatch) -> None:
     monkeypatch.setattr(lab, "HAPROXY_BINARY", "/nonexistent/haproxy")
     with pytest.raises(ConfigError, match=r"^haproxy not found: apt-get install haproxy$"):
         lab._require_tools()
+
+
+def test_teardown_commands() -> None:
+    from deployer.lab import argv
+
+    assert argv.netns_delete_argv(BLUE) == ["ip", "netns", "delete", "auto-lab-blue"]
+    assert argv.veth_delete_argv(BLUE) == ["ip", "link", "delete", "alab-blue"]
+    assert argv.umount_argv("/l/blue/exec/netns/x") == ["umount", "/l/blue/exec/netns/x"]
+    assert argv.umount_argv("/l/x", lazy=True) == ["umount", "-l", "/l/x"]
+
+
+def test_the_runner_names_what_to_install_and_how_long_it_waited(tmp_path) -> None:
+    from deployer.errors import DeployerError
+    from deployer.lab import runner
+
+    with pytest.raises(ConfigError, match=r"^/nonexistent/haproxy not found: apt-get install haproxy$"):
+        runner.run(["/nonexistent/haproxy", "-v"])
+    with pytest.raises(ConfigError, match=r"^/nonexistent/dockerd not found: apt-get install docker.io$"):
+        runner.spawn(["/nonexistent/dockerd"], log=tmp_path / "d.log")
+    with pytest.raises(DeployerError, match=r"^sleep 5 did not finish within 0 s$"):
+        runner.run(["sleep", "5"], timeout=0.2)
+    assert runner.run(["sh", "-c", "read x; echo got $x"], input=b"it\n").stdout == "got it\n"
+    log = tmp_path / "h.log"
+    with pytest.raises(DeployerError, match=r" failed: no config \(log: .*h\.log\)$"):
+        runner.run(["sh", "-c", "echo no config >&2; exit 1"], log=log)
+    assert log.read_text() == "no config\n"
+
+
+class _FakeStateClient:
+    """What the lab's seeding asks of a StateClient, recorded."""
+
+    def __init__(self, existing) -> None:
+        self.existing = existing
+        self.puts: list[tuple] = []
+
+    def get_environment(self, name: str):
+        from deployer.errors import UnknownEnvironmentError
+
+        if self.existing is None:
+            raise UnknownEnvironmentError(f"unknown environment '{name}'")
+        return self.existing
+
+    def put_environment(self, name, live_colour, clusters, actor=None):
+        self.puts.append((name, live_colour, dict(clusters), actor))
+
+
+def _environment(live: str, green_address: str = "10.213.2.2"):
+    from deployer.state.client import Cluster, Environment
+
+    addresses = {"blue": "10.213.1.2", "green": green_address}
+    clusters = {c: Cluster(c, a, 2376, c == live) for c, a in addresses.items()}
+    return Environment("lab", live, 3, clusters)
+
+
+@pytest.mark.parametrize(
+    ("existing", "seeded", "puts"),
+    [
+        (None, "created", [("lab", "blue", {"blue": ("10.213.1.2", 2376), "green": ("10.213.2.2", 2376)})]),
+        (_environment("green"), "existed", []),
+        (_environment("green", "10.9.9.9"), "existed",
+         [("lab", "green", {"blue": ("10.213.1.2", 2376), "green": ("10.213.2.2", 2376)})]),
+    ],
+)  # fmt: skip
+def test_seeding_is_idempotent_and_keeps_the_live_colour(monkeypatch, existing, seeded, puts) -> None:
+    from deployer.lab import state_service
+
+    fake = _FakeStateClient(existing)
+    monkeypatch.setattr(state_service, "state_client", lambda *a, **k: fake)
+    assert state_service.seed(PATHS, 8787) == seeded
+    assert [(n, live, c) for n, live, c, _ in fake.puts] == puts
+    assert all(actor == lab.ACTOR for *_, actor in fake.puts)
