@@ -1,3 +1,5 @@
+"""``python -m docgen``: the same as the ``auto-docs`` command."""
+
 import sys
 
 from docgen.cli import main

@@ -14,20 +14,14 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import replace
 from pathlib import Path
 
 from autocore.ci_log import section
 from autocore.cli import OneLineArgumentParser, error_line, run_command
-from autocore.files import write_atomic
 from autocore.text import display
-from docgen import yamlout
-from docgen.environment import entries_from_environment, state_client_from
-from docgen.errors import EXIT_BAD_INPUT, EXIT_INVALID_SPEC, EXIT_OK, ConfigError, DocgenError
-from docgen.manifest import Manifest, check_unique, load_manifest
-from docgen.portal import gather, publish_site, summary_line
-from docgen.sources import Fetcher
-from docgen.validate import Result, duplicate_operation_ids, load_spec, validate_file
+from docgen.errors import EXIT_BAD_INPUT, EXIT_INVALID_SPEC, EXIT_OK, ConfigError
+
+# The library is imported by the command that needs it, not here: ``auto-docs --help`` stays instant.
 
 EXIT_CODES_HELP = """exit codes:
   0  success; build and merge also succeed with quarantined services (reported as warnings)
@@ -115,22 +109,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _validate_specs(args: argparse.Namespace) -> int:
-    results: list[Result] = []
-    failed = 0
-    for spec in args.specs:
-        try:
-            results.append(validate_file(spec))
-        except DocgenError as exc:
-            print(error_line(exc), file=sys.stderr)
-            failed += 1
-    if len(results) > 1:
-        # The portal serves every service together: an operationId must be unique across them too.
-        documents = {r.service: load_spec(r.source)[0] for r in results}
-        by_service = {r.service: r for r in results}
-        for issue in duplicate_operation_ids(documents, {r.service: r.source for r in results}):
-            result = by_service[issue.service]
-            if issue not in result.issues:
-                result.issues.append(issue)
+    from docgen.validate_many import validate_files
+
+    validation = validate_files(args.specs)
+    for error in validation.unreadable:
+        print(error_line(error), file=sys.stderr)
+    results = validation.results
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2, sort_keys=True))
     else:
@@ -140,29 +124,12 @@ def _validate_specs(args: argparse.Namespace) -> int:
         valid = sum(r.ok for r in results)
         issues = sum(len(r.issues) for r in results)
         summary = f"{len(results)} spec(s) checked: {valid} valid, {len(results) - valid} with {issues} issue(s)"
-        if failed:
-            summary += f", {failed} unreadable"
+        if validation.unreadable:
+            summary += f", {len(validation.unreadable)} unreadable"
         print(summary)
-    if failed:
+    if validation.unreadable:
         return EXIT_BAD_INPUT
-    return EXIT_OK if all(r.ok for r in results) else EXIT_INVALID_SPEC
-
-
-def _manifest(args: argparse.Namespace) -> tuple[Manifest, list[str]]:
-    if not args.manifest and not args.from_env:
-        raise ConfigError("nothing to build: pass --manifest services.yml or --from-env ENV")
-    manifest = load_manifest(args.manifest) if args.manifest else None
-    if not args.from_env:
-        assert manifest is not None
-        return manifest, []
-    client = state_client_from(os.environ)
-    entries, notes = entries_from_environment(args.from_env, client)
-    if not entries:
-        raise ConfigError(f"environment {args.from_env}: no live service has auto.docs.* labels; nothing to document")
-    services = [*(manifest.services if manifest else ()), *entries]
-    check_unique(services, args.manifest or f"environment {args.from_env}")
-    base = manifest or Manifest(f"{args.from_env} services", "", None, "/", (), (), f"environment {args.from_env}")
-    return replace(base, services=tuple(services)), notes
+    return EXIT_OK if validation.ok else EXIT_INVALID_SPEC
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -173,7 +140,12 @@ def _build(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.command == "merge" and out.suffix.lower() not in (".json", ".yaml", ".yml"):
         raise ConfigError(f"--out {out}: name the merged spec .json, .yaml or .yml")
-    manifest, notes = _manifest(args)
+    from autocore.files import write_atomic
+    from docgen.environment import resolve_manifest
+    from docgen.portal import dump_spec, gather, publish_site, summary_line
+    from docgen.sources import Fetcher
+
+    manifest, notes = resolve_manifest(args.manifest, args.from_env, os.environ)
     cache_dir = Path(args.cache)
     fetcher = Fetcher(ca_file=args.ca_file)
     jobs = args.jobs or os.cpu_count() or 1
@@ -206,13 +178,6 @@ def _build(args: argparse.Namespace) -> int:
         report["exit_code"] = code
         write_atomic(Path(args.json_report), (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
     return code
-
-
-def dump_spec(document: dict, suffix: str) -> bytes:
-    """The merged spec as JSON (compact: for tools) or block YAML (for people) bytes."""
-    if suffix == ".json":
-        return (json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-    return yamlout.dump(document).encode()
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -1,16 +1,19 @@
 """``--from-env ENV``: the services running in an environment, as the environment-state service records them.
 
 The deployer records, for every service whose compose file carries ``auto.docs.*`` labels, where the
-service publishes its spec and docs. The live colour's services are the ones documented.
+service publishes its spec and docs. The live colour's services are the ones documented, alone or added to
+a manifest's (:func:`resolve_manifest`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from autocore.errors import EXIT_BAD_INPUT, ToolkitError
 from docgen.errors import ConfigError, UnavailableError
-from docgen.manifest import SERVICE_NAME, ServiceEntry
+from docgen.manifest import Manifest, ServiceEntry, check_unique, load_manifest
+from docgen.names import SERVICE_NAME
 
 
 def entries_from_environment(environment: str, client: object) -> tuple[list[ServiceEntry], list[str]]:
@@ -31,7 +34,7 @@ def entries_from_environment(environment: str, client: object) -> tuple[list[Ser
             if service.docs is None:
                 warnings.append(f"{stack.name}/{service.name}: no auto.docs.* labels, not documented")
                 continue
-            if not SERVICE_NAME.match(service.name):
+            if not SERVICE_NAME.fullmatch(service.name):
                 warnings.append(f"{stack.name}/{service.name}: not usable as a URL segment, skipped")
                 continue
             if service.name in seen:
@@ -59,3 +62,26 @@ def state_client_from(environ: Mapping[str, str]) -> object:
         return StateClient.from_env(environ)
     except ToolkitError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def resolve_manifest(
+    manifest_path: str | None, environment: str | None, environ: Mapping[str, str]
+) -> tuple[Manifest, list[str]]:
+    """What to build: the manifest, an environment's live services, or both (the manifest's services first).
+
+    Returns the manifest and the warnings about the environment's services that are not documented.
+    """
+    if not manifest_path and not environment:
+        raise ConfigError("nothing to build: pass --manifest services.yml or --from-env ENV")
+    manifest = load_manifest(manifest_path) if manifest_path else None
+    if not environment:
+        assert manifest is not None
+        return manifest, []
+    client = state_client_from(environ)
+    entries, notes = entries_from_environment(environment, client)
+    if not entries:
+        raise ConfigError(f"environment {environment}: no live service has auto.docs.* labels; nothing to document")
+    services = [*(manifest.services if manifest else ()), *entries]
+    check_unique(services, manifest_path or f"environment {environment}")
+    base = manifest or Manifest(f"{environment} services", "", None, "/", (), (), f"environment {environment}")
+    return replace(base, services=tuple(services)), notes

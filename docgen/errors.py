@@ -40,3 +40,9 @@ class UnavailableError(DocgenError):
     """The environment-state service (for ``--from-env``) could not be reached or gave a bad answer."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class SiteBuildError(DocgenError):
+    """The portal's sources are unusable, Sphinx failed, or the result could not be published."""
+
+    exit_code = EXIT_SITE_FAILED

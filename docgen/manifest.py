@@ -31,9 +31,8 @@ import yaml
 
 from autocore.loading import yaml_problem
 from docgen.errors import ConfigError
+from docgen.names import SERVICE_NAME, SERVICE_VERSION
 
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 DESCRIPTOR_NAME = "auto-service.yml"
 _SERVICE_KEYS = {"name", "version", "title", "docs", "spec", "deprecated_aliases"}
 _MANIFEST_KEYS = {"title", "description", "guide", "gateway", "scrub", "services"}
@@ -122,12 +121,12 @@ def service_entry(raw: Any, where: str, base: Path, origin: str) -> ServiceEntry
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(_SERVICE_KEYS))})")
     name = _text(raw.get("name"), where, "name")
     assert name is not None
-    if not SERVICE_NAME.match(name):
+    if not SERVICE_NAME.fullmatch(name):
         raise ConfigError(f"{where}: name {name!r} must be lower-case letters, digits and '-' (it is a URL segment)")
     version = str(raw.get("version")) if isinstance(raw.get("version"), int | float) else raw.get("version")
     version = _text(version, where, "version")
     assert version is not None
-    if not VERSION.match(version):
+    if not SERVICE_VERSION.fullmatch(version):
         raise ConfigError(f"{where}: version {version!r} must look like v1 or 2.0 (it is a URL segment)")
     docs = _location(_text(raw.get("docs"), where, "docs", required=False), base)
     spec = _location(_text(raw.get("spec"), where, "spec", required=False), base)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -21,11 +19,11 @@ from typing import Any
 
 from autocore.files import write_atomic
 from autocore.issues import SEVERITY_ERROR, Issue
+from docgen import yamlout
 from docgen.errors import ConfigError
 from docgen.manifest import Manifest, ScrubRule, ServiceEntry
 from docgen.scrub import Removal, scrub_markdown, scrub_spec
 from docgen.sources import Fetcher, ServiceSource, docs_from_folder, read_all
-from docgen.validate import parse_spec
 
 # Bump when what a cached entry holds changes meaning (validation rules, merge output).
 CACHE_FORMAT = "docgen-cache-2"
@@ -109,7 +107,7 @@ def process_spec(
 ) -> dict[str, Any]:
     """Parse, validate, scrub and route one spec; a JSON-ready dict (cached: the fragment apart from the rest)."""
     from docgen.merge import ServiceSpec, fragment  # in the worker: keep the parent's start-up light
-    from docgen.validate import _validate
+    from docgen.validate import _validate, parse_spec
 
     try:
         document = parse_spec(spec, spec_name or "openapi.json")
@@ -207,6 +205,9 @@ def process_specs(
     todo.sort(key=lambda i: -len(sources[i].spec or b""))
     args = [_process_args(sources[i], rules) for i in todo]
     if len(todo) > 1 and jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         _warm_up()  # forked workers inherit the imports and compiled schemas instead of each paying for them
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context) as pool:
@@ -288,8 +289,6 @@ _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"
 
 def merge_services(manifest: Manifest, results: list[ServiceResult], cache: Cache) -> dict[str, Any]:
     """The platform's one OpenAPI 3.1 document from the published services' fragments (cached as a whole)."""
-    from docgen.merge import combine
-
     published = [r for r in results if r.status == "published"]
     servers = [{"url": manifest.gateway}]
     key = _digest(
@@ -301,6 +300,8 @@ def merge_services(manifest: Manifest, results: list[ServiceResult], cache: Cach
     )
     cached = cache.get("merged", key)
     if cached is None:
+        from docgen.merge import combine  # only on a miss: a warm build needs no converter
+
         merged = combine(
             [r.fragment for r in published],  # type: ignore[misc]
             title=manifest.title,
@@ -347,7 +348,8 @@ def publish_site(portal: PortalBuild, out_dir: Path, *, cache_dir: Path, jobs: i
     """Render and build the Sphinx site into ``out_dir`` (replaced only when the build succeeded)."""
     import time
 
-    from docgen.site import Portal, ServicePage, build_site, render_sources
+    from docgen.site import Portal, ServicePage, render_sources
+    from docgen.sitebuild import build_site
 
     manifest = portal.manifest
     guide = docs_from_folder(manifest.guide) if manifest.guide else {}
@@ -379,3 +381,10 @@ def summary_line(portal: PortalBuild) -> str:
         f"{counts['services']} service(s): {counts['published']} published, {counts['quarantined']} quarantined, "
         f"{counts['docs_only']} docs only; {counts['operations']} operation(s) in the merged reference"
     )
+
+
+def dump_spec(document: dict[str, Any], suffix: str) -> bytes:
+    """The merged spec as JSON (compact: for tools) or block YAML (for people) bytes, by the file's suffix."""
+    if suffix == ".json":
+        return (json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    return yamlout.dump(document).encode()

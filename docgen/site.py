@@ -1,71 +1,53 @@
-"""The docs portal as a Sphinx site: the source tree in memory, written incrementally, built and published.
+"""The docs portal as a Sphinx source tree: what the site is made of, in memory, pure and deterministic.
 
 An orchestrator fills a :class:`Portal`; :func:`render_sources` turns it into a complete Sphinx source tree
-(``conf.py`` included) as ``{relative path: bytes}``; :func:`build_site` writes the files that changed into a
-work directory kept between runs, lets Sphinx rebuild what depends on them, and publishes the HTML.
+(``conf.py`` included) as ``{relative path: bytes}``, which :func:`docgen.sitebuild.build_site` builds.
 
 Untrusted strings (service titles, versions, sources, quarantine reasons, everything in a spec) are never
 written into generated Markdown: they go into JSON files under ``_docgen/`` that the directives of
-:mod:`docgen.sphinx_ext` render as docutils nodes. Only service names, checked against
-``^[a-z0-9][a-z0-9-]*$``, appear in generated Markdown (as directive arguments, like the file names they are).
-The services' own Markdown is copied as it is and made safe by the extension.
+:mod:`docgen.sphinx_directives` render as docutils nodes. Only service names, checked against
+:data:`docgen.names.SERVICE_NAME`, appear in generated Markdown (as directive arguments, like the file names
+they are). The services' own Markdown is copied as it is and made safe by the extension.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
-import io
 import json
-import os
 import re
-import shutil
-import uuid
-import warnings
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
-from autocore.files import write_atomic
 from docgen import yamlout
-from docgen.errors import EXIT_SITE_FAILED, DocgenError
+from docgen.errors import EXIT_SITE_FAILED, SiteBuildError
+from docgen.names import SERVICE_NAME
 
 __all__ = [
     "EXIT_SITE_BUILD",
     "Portal",
     "ServicePage",
     "SiteBuildError",
-    "SiteResult",
-    "build_site",
+    "check_path",
     "render_sources",
-    "write_sources",
 ]
 
 EXIT_SITE_BUILD = EXIT_SITE_FAILED  # the portal could not be built or published (5)
 
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 PAGE_SUFFIX = ".md"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 RESERVED_NAMES = frozenset({"index"})  # api/index.md is the API landing page
 DATA_DIR = "_docgen"
 _UNSAFE_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Sphinx colours its warnings when the terminal does
-
-
-class SiteBuildError(DocgenError):
-    """The portal's sources are unusable, Sphinx failed, or the result could not be published."""
-
-    exit_code = EXIT_SITE_BUILD
 
 
 @dataclass
 class ServicePage:
     """One service as the portal shows it (filled by the orchestrator)."""
 
-    name: str  # ^[a-z0-9][a-z0-9-]*$
+    name: str  # matches docgen.names.SERVICE_NAME
     version: str  # e.g. "v1"
     title: str  # display title
     docs: dict[str, bytes]  # docs folder: relative POSIX path -> Markdown page or raster image. UNTRUSTED.
@@ -82,16 +64,6 @@ class Portal:
     guide: dict[str, bytes]  # the platform guide: relative path -> Markdown/images
     services: list[ServicePage]
     merged: dict[str, Any]  # the whole platform's merged OpenAPI 3.1.0 document (the downloads)
-
-
-@dataclass
-class SiteResult:
-    """What one :func:`build_site` did."""
-
-    out_dir: Path
-    changed_sources: list[str] = field(default_factory=list)  # written or deleted under src/
-    warnings: list[str] = field(default_factory=list)  # Sphinx's warnings, one entry per warning
-    docs_read: int = 0  # documents Sphinx (re-)read this time
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -135,7 +107,7 @@ html_use_index = False  # no index entries: an empty genindex.html is only noise
 '''
 
 # The sidebar: the portal's name, then the whole tree by title, expanded along the current page's branch (on a
-# service's page: every service, and that service's pages), rendered by docgen.sphinx_ext.Navigation.
+# service's page: every service, and that service's pages), rendered by docgen.sphinx_navigation.Navigation.
 _NAVIGATION = b"""<h3><a href="{{ pathto(root_doc)|e }}">{{ shorttitle|e }}</a></h3>
 <div class="docgen-navigation">{{ docgen_navigation }}</div>
 """
@@ -161,14 +133,14 @@ table.docgen-table p { margin: 0; }
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not SERVICE_NAME.match(name):
+    if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
         raise SiteBuildError(f"bad service name {name!r}: it must match {SERVICE_NAME.pattern}")
     if name in RESERVED_NAMES:
         raise SiteBuildError(f"bad service name {name!r}: reserved by the portal")
     return name
 
 
-def _check_path(path: Any, where: str) -> PurePosixPath:
+def check_path(path: Any, where: str) -> PurePosixPath:
     """A relative POSIX path that stays where it is put (no '..', no absolute path, no control characters)."""
     if not isinstance(path, str) or not path or _UNSAFE_PATH_CHARS.search(path) or path.startswith("/"):
         raise SiteBuildError(f"{where}: unsafe path {path!r}")
@@ -184,7 +156,7 @@ def _check_docs(files: Mapping[str, bytes], where: str) -> dict[PurePosixPath, b
         raise SiteBuildError(f"{where}: docs must be a mapping of path -> bytes")
     checked: dict[PurePosixPath, bytes] = {}
     for path, content in files.items():
-        rel = _check_path(path, where)
+        rel = check_path(path, where)
         if not _is_page(rel) and rel.suffix.lower() not in IMAGE_SUFFIXES:
             raise SiteBuildError(f"{where}: {path!r} is neither a Markdown page (.md) nor a raster image")
         if not isinstance(content, bytes | bytearray):
@@ -336,253 +308,3 @@ def render_sources(portal: Portal) -> dict[str, bytes]:
         raise SiteBuildError(f"the merged OpenAPI document cannot be written as YAML: {exc}") from exc
     out["_extra/openapi.yaml"] = yaml_text.encode()
     return dict(sorted(out.items()))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# write_sources
-
-
-def write_sources(sources: dict[str, bytes], src_dir: Path) -> list[str]:
-    """Make ``src_dir`` hold exactly ``sources``; returns the paths written or deleted, sorted.
-
-    Files whose bytes did not change are not touched, so their mtimes stay and Sphinx does not re-read them.
-    Each write goes to a temporary file renamed into place (a crash never leaves a half-written source).
-    """
-    src_dir = Path(src_dir)
-    wanted = {str(_check_path(path, "sources")): content for path, content in sources.items()}
-    changed: list[str] = []
-    try:
-        src_dir.mkdir(parents=True, exist_ok=True)
-        for rel, content in sorted(wanted.items()):
-            target = src_dir / rel
-            if target.is_file() and not target.is_symlink() and target.read_bytes() == content:
-                continue
-            changed += _make_parents(src_dir, PurePosixPath(rel))
-            if target.is_dir() and not target.is_symlink():
-                changed += [p.relative_to(src_dir).as_posix() for p in target.rglob("*") if not p.is_dir()]
-                shutil.rmtree(target)
-            write_atomic(target, content)
-            changed.append(rel)
-        for dirpath, dirnames, filenames in os.walk(src_dir, topdown=False):
-            base = Path(dirpath)
-            for filename in filenames:
-                rel = (base / filename).relative_to(src_dir).as_posix()
-                if rel not in wanted:
-                    (base / filename).unlink()
-                    changed.append(rel)
-            for dirname in dirnames:
-                sub = base / dirname
-                if sub.is_symlink():
-                    sub.unlink()
-                elif not any(sub.iterdir()):
-                    sub.rmdir()
-    except OSError as exc:
-        raise SiteBuildError(f"cannot write the portal's sources in {src_dir}: {exc}") from exc
-    return sorted(changed)
-
-
-def _make_parents(root: Path, rel: PurePosixPath) -> list[str]:
-    """Create the parent directories of ``rel`` under ``root``; a file or symlink in the way is removed (and
-    returned)."""
-    removed = []
-    current = root
-    for part in rel.parts[:-1]:
-        current = current / part
-        if current.is_symlink() or (current.exists() and not current.is_dir()):
-            current.unlink()
-            removed.append(current.relative_to(root).as_posix())
-        current.mkdir(exist_ok=True)
-    return removed
-
-
-# --------------------------------------------------------------------------------------------------------------
-# build_site
-
-
-@contextlib.contextmanager
-def _locked(work_dir: Path) -> Iterator[None]:
-    """One build at a time per work directory."""
-    with open(work_dir / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise SiteBuildError(f"another build is using {work_dir}") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _split_warnings(text: str) -> list[str]:
-    """Sphinx's warning stream as one entry per warning (continuation lines joined to their warning)."""
-    entries: list[str] = []
-    for line in _ANSI.sub("", text).splitlines():
-        if not line.strip():
-            continue
-        if entries and not re.search(r"\b(WARNING|ERROR|CRITICAL|SEVERE):", line):
-            entries[-1] += "\n" + line
-        else:
-            entries.append(line)
-    return entries
-
-
-def _run_sphinx(src: Path, doctrees: Path, html: Path, jobs: int) -> tuple[list[str], int]:
-    """Build ``src`` into ``html`` in-process; returns (warnings, documents read)."""
-    from sphinx.application import Sphinx
-    from sphinx.util.docutils import docutils_namespace, patch_docutils
-
-    warning_stream = io.StringIO()
-    read_counts: list[int] = []
-
-    def count_read(app: Any, env: Any, docnames: list[str]) -> None:
-        read_counts.append(len(docnames))
-
-    with warnings.catch_warnings(record=True) as python_warnings:
-        warnings.simplefilter("default")
-        # docutils_namespace: directives and roles registered by this build do not leak into the process.
-        with patch_docutils(src), docutils_namespace():
-            app = Sphinx(
-                str(src),
-                str(src),
-                str(html),
-                str(doctrees),
-                "html",
-                status=None,
-                warning=warning_stream,
-                freshenv=False,
-                parallel=jobs,
-            )
-            # a late priority: count the final list, after any other handler changed it
-            app.connect("env-before-read-docs", count_read, priority=900)
-            app.build()
-            if app.statuscode:
-                raise SiteBuildError(f"Sphinx finished with status {app.statuscode}")
-            _prune_outputs(app.env, html, src / "_extra")
-    found = _split_warnings(warning_stream.getvalue())
-    found += sorted({f"{w.category.__name__}: {w.message}" for w in python_warnings})
-    return found, sum(read_counts)
-
-
-def _prune_outputs(env: Any, html: Path, extra: Path) -> None:
-    """Delete what Sphinx leaves behind in html/ for documents and images that are gone (it never deletes)."""
-    keep_pages = {f"{docname}.html" for docname in env.found_docs} | {"search.html"}
-    keep_assets = {f"_images/{name}" for _docnames, name in env.images.values()}
-    keep_assets |= {f"_downloads/{dest}" for _docnames, dest in env.dlfiles.values()}
-    for path in sorted(html.rglob("*"), reverse=True):
-        rel = path.relative_to(html).as_posix()
-        if path.is_dir():
-            if rel.startswith(("_images", "_downloads")) or not rel.startswith("_"):
-                with contextlib.suppress(OSError):
-                    path.rmdir()  # only when empty
-            continue
-        if rel.startswith(("_images/", "_downloads/")):
-            stale = rel not in keep_assets
-        else:
-            stale = rel.endswith(".html") and rel not in keep_pages and not (extra / rel).is_file()
-        if stale:
-            path.unlink()
-
-
-def _forget_environment(doctrees: Path) -> None:
-    """After a failed build, the next one starts from a fresh environment (never from a half-updated one)."""
-    with contextlib.suppress(OSError):
-        (doctrees / "environment.pickle").unlink()
-
-
-def _not_published(html: Path) -> Any:
-    """copytree's ignore: Sphinx's bookkeeping at the root of html/ (build info, the empty _sources)."""
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        if Path(directory) != html:
-            return set()
-        return {n for n in names if n in {".buildinfo", ".buildinfo.bak", "_sources"}}
-
-    return ignore
-
-
-def _publish(html: Path, out_dir: Path, record: Path) -> None:
-    """Replace ``out_dir`` by a copy of ``html``: a complete copy is made beside it, then swapped in by renames.
-
-    A file Sphinx did not rewrite since the last publish is hard-linked from the published tree instead of
-    copied (``record`` remembers each file's size and mtime at that publish): a rebuild after one service
-    changed copies only what changed. Published trees are never written in place, so sharing inodes is safe.
-    """
-    try:
-        previous = json.loads(record.read_text())
-        linkable = previous["files"] if previous.get("out_dir") == str(out_dir) and out_dir.is_dir() else {}
-    except (OSError, ValueError, KeyError, TypeError):
-        linkable = {}
-    published: dict[str, list[int]] = {}
-
-    def copy(src: str, dst: str) -> str:
-        stat = os.stat(src)
-        rel = os.path.relpath(src, html)
-        published[rel] = [stat.st_size, stat.st_mtime_ns]
-        if linkable.get(rel) == published[rel]:
-            try:
-                os.link(out_dir / rel, dst)
-                return dst
-            except OSError:
-                pass  # gone or on another filesystem: copy it
-        return shutil.copy2(src, dst)
-
-    parent = out_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:12]
-    staging = parent / f".{out_dir.name}.new-{token}"
-    retired = parent / f".{out_dir.name}.old-{token}"
-    try:
-        shutil.copytree(html, staging, ignore=_not_published(html), copy_function=copy)
-        if out_dir.exists() or out_dir.is_symlink():
-            os.rename(out_dir, retired)
-        try:
-            os.rename(staging, out_dir)
-        except OSError:
-            if retired.exists():
-                os.rename(retired, out_dir)
-            raise
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise SiteBuildError(f"cannot publish the portal to {out_dir}: {exc}") from exc
-    if retired.is_dir() and not retired.is_symlink():
-        shutil.rmtree(retired, ignore_errors=True)
-    elif retired.exists() or retired.is_symlink():
-        retired.unlink()
-    write_atomic(record, json.dumps({"out_dir": str(out_dir), "files": published}))
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
-def build_site(sources: dict[str, bytes], work_dir: Path, out_dir: Path, *, jobs: int = 1) -> SiteResult:
-    """Build the portal from ``sources`` (see :func:`render_sources`) and publish it to ``out_dir``.
-
-    ``work_dir`` keeps ``src/``, ``doctrees/`` and ``html/`` between runs, so a rebuild re-reads only the
-    documents whose sources or data files changed. ``out_dir`` is replaced only after a successful build; a
-    failure raises :class:`SiteBuildError` and leaves it as it was. ``jobs`` > 1 reads and writes in parallel
-    worker processes.
-    """
-    if not isinstance(jobs, int) or jobs < 1:
-        raise SiteBuildError(f"jobs must be a positive integer, not {jobs!r}")
-    work_dir = Path(work_dir).resolve()
-    out_dir = Path(out_dir).resolve()
-    if _inside(out_dir, work_dir) or _inside(work_dir, out_dir):
-        raise SiteBuildError(f"out_dir {out_dir} and work_dir {work_dir} must not contain each other")
-    src, doctrees, html = work_dir / "src", work_dir / "doctrees", work_dir / "html"
-    try:
-        work_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SiteBuildError(f"cannot create {work_dir}: {exc}") from exc
-    with _locked(work_dir):
-        changed = write_sources(sources, src)
-        try:
-            found, docs_read = _run_sphinx(src, doctrees, html, jobs)
-        except Exception as exc:
-            _forget_environment(doctrees)
-            if isinstance(exc, SiteBuildError):
-                raise
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            raise SiteBuildError(f"Sphinx could not build the portal: {message}") from exc
-        _publish(html, out_dir, work_dir / "published.json")
-    return SiteResult(out_dir=out_dir, changed_sources=changed, warnings=found, docs_read=docs_read)

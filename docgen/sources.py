@@ -15,11 +15,13 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-
 from docgen.manifest import ServiceEntry
+
+if TYPE_CHECKING:
+    import requests
 
 MAX_SPEC_BYTES = 32 * 1024 * 1024
 MAX_DOCS_BYTES = 64 * 1024 * 1024
@@ -56,14 +58,27 @@ class Fetcher:
     """GET over HTTPS with the certificate always verified; bounded size, time and redirects."""
 
     def __init__(self, session: requests.Session | None = None, ca_file: str | None = None) -> None:
-        self.session = session or requests.Session()
-        self.session.trust_env = False  # no proxies or netrc from the environment; the CA is explicit
+        self._session = session
+        if session is not None:
+            session.trust_env = False
         self.verify: str | bool = ca_file or os.environ.get("AUTO_DOCS_CA_FILE") or True
+
+    @property
+    def session(self) -> requests.Session:
+        """The HTTP session, made on first use: a portal of local files never loads ``requests``."""
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+            self._session.trust_env = False  # no proxies or netrc from the environment; the CA is explicit
+        return self._session
 
     def get(self, url: str, limit: int) -> bytes:
         """The body of ``url``; raises SourceError with a one-line reason."""
         if not url.startswith("https://"):
             raise SourceError(f"{shown_url(url)}: only https:// URLs are fetched")
+        import requests
+
         try:
             with self.session.get(url, stream=True, timeout=TIMEOUT, verify=self.verify, allow_redirects=False) as r:
                 if r.is_redirect:

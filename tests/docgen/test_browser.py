@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from docgen.site import build_site, render_sources
+from docgen.site import render_sources
+from docgen.sitebuild import build_site
 from tests.support import unavailable
 
 from .conftest import sample_portal

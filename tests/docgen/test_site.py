@@ -16,15 +16,8 @@ import yaml
 from sphinx.builders.html import StandaloneHTMLBuilder
 
 from docgen.errors import DocgenError
-from docgen.site import (
-    EXIT_SITE_BUILD,
-    Portal,
-    ServicePage,
-    SiteBuildError,
-    build_site,
-    render_sources,
-    write_sources,
-)
+from docgen.site import EXIT_SITE_BUILD, Portal, ServicePage, SiteBuildError, render_sources
+from docgen.sitebuild import build_site, write_sources
 from docgen.sphinx_ext import strip_myst_front_matter
 
 from .conftest import sample_portal, service_spec
