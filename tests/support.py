@@ -21,10 +21,12 @@ import pytest
 
 from deployer import engine
 from deployer.lab import lab as lab_module
+from deployer.lab.layout import CLUSTERS, DOCKER_PORT, LIVE_COLOUR
+from deployer.state.contract import COLOURS
 from deployer.state.contract import other_colour as other_colour  # re-exported: the tests import it from here
 
 ROOT = Path(__file__).resolve().parents[1]
-LAB_ADDRESSES = {colour: lab_module.CLUSTERS[colour].address for colour in lab_module.COLOURS}
+LAB_ADDRESSES = {colour: CLUSTERS[colour].address for colour in COLOURS}
 FRONT_STACK = "demo"  # the stack `make demo` uses too: both publish 18080, HAProxy's backend `app`
 FRONT_APP = """services:
   web:
@@ -85,7 +87,7 @@ class Lab:
 
     def docker(self, colour: str) -> Any:
         """A low-level SDK client (``docker.APIClient``) for one colour's manager, over the lab's mutual TLS."""
-        return engine.connect(LAB_ADDRESSES[colour], lab_module.DOCKER_PORT, self.env["AUTO_DOCKER_CERT_PATH"])
+        return engine.connect(LAB_ADDRESSES[colour], DOCKER_PORT, self.env["AUTO_DOCKER_CERT_PATH"])
 
     def remove_stack(self, stack: str, *, wait: bool = True) -> None:
         """The stack's services gone on both colours; with ``wait``, its containers too (host port, image freed)."""
@@ -172,10 +174,10 @@ def start_lab() -> Lab:
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     lab = Lab(env, info)
     # The tests start from the lab as `lab up` seeds it, blue live; `make demo` leaves green live.
-    if lab.live_colour() != lab_module.LIVE_COLOUR:
-        proc = lab.cli("switch", "--env", "lab", "--to", lab_module.LIVE_COLOUR, "--lock-wait", "60")
+    if lab.live_colour() != LIVE_COLOUR:
+        proc = lab.cli("switch", "--env", "lab", "--to", LIVE_COLOUR, "--lock-wait", "60")
         if proc.returncode != 0:
-            unavailable(f"lab not available: cannot make {lab_module.LIVE_COLOUR} live again: {proc.stderr.strip()}")
+            unavailable(f"lab not available: cannot make {LIVE_COLOUR} live again: {proc.stderr.strip()}")
         lab.info = lab_module.up()  # HAProxy's configuration follows the live colour: written for blue again
     return lab
 

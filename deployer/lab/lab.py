@@ -17,7 +17,7 @@ One module per concern, this one only puts them in order:
 * :mod:`~deployer.lab.state_service`: the state service and its seed; :mod:`~deployer.lab.front`: HAProxy
 * :mod:`~deployer.lab.processes` and :mod:`~deployer.lab.teardown`: finding, stopping and removing it all
 
-The names other code uses (``CLUSTERS``, ``run``, the ``*_argv`` builders …) are re-exported here.
+Nothing is re-exported: a name is imported from the module that defines it.
 """
 
 from __future__ import annotations
@@ -31,79 +31,19 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import ConfigError
-from deployer.lab import front, network, state_service, teardown
-from deployer.lab.argv import (
-    FALLBACK_CGROUP_MOUNTS,
-    cgroup_remount_script,
-    dockerd_argv,
-    netns_add_argv,
-    netns_dockerd_argv,
-    network_config_argvs,
-    parse_cgroup_mounts,
-    state_server_argv,
-    veth_add_argv,
-)
-from deployer.lab.bundles import ensure_certs
-from deployer.lab.daemons import (
-    DOCKERD_READY_TIMEOUT,
-    STOP_TIMEOUT,
-    answering,
-    docker_ping,
-    dockerd_pid,
-    ensure_daemons,
-    stop_daemons,
-)
-from deployer.lab.image import (
-    BUSYBOX_APPLETS,
-    BUSYBOX_CANDIDATES,
-    IMAGE_PORT,
-    IMAGE_REPOSITORY,
-    IMAGE_REVISION,
-    IMAGE_REVISION_LABEL,
-    IMAGE_TAGS,
-    find_busybox,
-    image_changes,
-    rootfs_tar,
-)
+from deployer.lab import bundles, daemons, front, image, network, runner, state_service, teardown
 from deployer.lab.layout import (
-    ACTOR,
-    BLUE_ADDRESS,
     CLUSTERS,
-    DEFAULT_LAB_DIR,
-    DEFAULT_STATE_PORT,
     DOCKER_PORT,
     ENVIRONMENT,
-    GREEN_ADDRESS,
-    LAB_DIR_ENV,
     LIVE_COLOUR,
     MARKER,
-    STATE_HOST,
-    STATE_PORT_ENV,
-    Cluster,
-    ColourPaths,
     LabPaths,
-    client_cert_dir,
     lab_dir,
     state_port,
     state_url,
 )
-from deployer.lab.runner import install_hint, run, spawn
-from deployer.lab.state_service import STATE_READY_TIMEOUT, seed_body
 from deployer.state.contract import COLOURS
-
-__all__ = [
-    "ACTOR", "BLUE_ADDRESS", "BUSYBOX_APPLETS", "BUSYBOX_CANDIDATES", "CLUSTERS", "COLOURS", "DEFAULT_LAB_DIR",
-    "DEFAULT_STATE_PORT", "DOCKERD_READY_TIMEOUT", "DOCKER_PORT", "ENVIRONMENT", "FALLBACK_CGROUP_MOUNTS",
-    "GREEN_ADDRESS", "HAPROXY_BINARY", "IMAGE_PORT", "IMAGE_REPOSITORY", "IMAGE_REVISION", "IMAGE_REVISION_LABEL",
-    "IMAGE_TAGS", "LAB_DIR_ENV", "LIVE_COLOUR", "MARKER", "STATE_HOST", "STATE_PORT_ENV", "STATE_READY_TIMEOUT",
-    "STOP_TIMEOUT", "Cluster", "ColourPaths", "LabPaths", "cgroup_remount_script", "client_cert_dir", "describe",
-    "docker_ping", "dockerd_argv", "down", "env_lines", "env_values", "find_busybox", "image_changes", "lab_dir",
-    "netns_add_argv", "netns_dockerd_argv", "network_config_argvs", "parse_cgroup_mounts", "rootfs_tar", "run",
-    "seed_body", "spawn", "state_port", "state_server_argv", "state_url", "status", "up", "veth_add_argv",
-]  # fmt: skip
-
-HAPROXY_BINARY = front.HAPROXY_BINARY  # Debian's; /usr/sbin is not always in PATH
-
 
 # --- preconditions ---------------------------------------------------------------------------------
 
@@ -117,12 +57,12 @@ def _require_tools() -> str:
     """Check the host tools the lab uses; return the dockerd path."""
     for tool in ("ip", "mount", "umount"):
         if not shutil.which(tool):
-            raise ConfigError(f"{tool} not found: {install_hint(tool)}")
+            raise ConfigError(f"{tool} not found: {runner.install_hint(tool)}")
     dockerd = shutil.which("dockerd")
     if not dockerd:
         raise ConfigError("dockerd not found: apt-get install docker.io")
-    if not (shutil.which("haproxy") or Path(HAPROXY_BINARY).exists()):  # checked before anything starts
-        raise ConfigError(f"haproxy not found: {install_hint('haproxy')}")
+    if not (shutil.which("haproxy") or Path(front.HAPROXY_BINARY).exists()):  # checked before anything starts
+        raise ConfigError(f"haproxy not found: {runner.install_hint('haproxy')}")
     return dockerd
 
 
@@ -141,12 +81,12 @@ def up() -> dict[str, Any]:
     paths.root.chmod(0o755)
     (paths.root / MARKER).touch()
 
-    reissued = ensure_certs(paths)
+    reissued = bundles.ensure_certs(paths)
     if reissued:
         actions.append("issued certificates: " + ", ".join(sorted(reissued)))
     for cluster in CLUSTERS.values():
         network.ensure_network(cluster)
-    actions += ensure_daemons(paths, dockerd, restart=reissued)
+    actions += daemons.ensure_daemons(paths, dockerd, restart=reissued)
     if state_service.ensure_running(paths, port, restart="state" in reissued):
         actions.append("started the state service")
     seeded = state_service.seed(paths, port)
@@ -161,7 +101,7 @@ def up() -> dict[str, Any]:
     description.update(
         seeded=seeded,
         actions=actions,
-        images=[f"{IMAGE_REPOSITORY}:{tag}" for tag in IMAGE_TAGS],
+        images=[f"{image.IMAGE_REPOSITORY}:{tag}" for tag in image.IMAGE_TAGS],
         seconds=round(time.monotonic() - started, 2),
     )
     return description
@@ -199,9 +139,9 @@ def status() -> dict[str, Any]:
     for cluster in CLUSTERS.values():
         cpaths = paths.colour(cluster.colour)
         result[cluster.colour] = {
-            "status": "up" if answering(cpaths, timeout=1.0) else "down",
+            "status": "up" if daemons.answering(cpaths, timeout=1.0) else "down",
             "netns": cluster.netns if cluster.netns in namespaces else None,
-            "pid": dockerd_pid(cpaths),
+            "pid": daemons.dockerd_pid(cpaths),
             "manager_address": cluster.address,
             "docker_host": cluster.docker_host,
         }
@@ -222,7 +162,7 @@ def down() -> None:
     paths = LabPaths(lab_dir())
     front.stop(paths.root)
     state_service.stop(paths)
-    stop_daemons(paths)
+    daemons.stop_daemons(paths)
     if paths.root.exists():
         teardown.unmount_all(paths.root)
     for cluster in CLUSTERS.values():

@@ -16,10 +16,11 @@ import requests
 
 from deployer.lab import certs
 from deployer.lab import lab as lab_module
+from deployer.lab.layout import BLUE_ADDRESS, DOCKER_PORT, GREEN_ADDRESS
 
 pytestmark = pytest.mark.lab
 
-ADDRESSES = {"blue": lab_module.BLUE_ADDRESS, "green": lab_module.GREEN_ADDRESS}
+ADDRESSES = {"blue": BLUE_ADDRESS, "green": GREEN_ADDRESS}
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def _client(address: str, cert_dir: Path) -> docker.DockerClient:
         ca_cert=str(cert_dir / "ca.pem"),
         verify=True,
     )
-    return docker.DockerClient(base_url=f"tcp://{address}:{lab_module.DOCKER_PORT}", tls=tls, timeout=15)
+    return docker.DockerClient(base_url=f"tcp://{address}:{DOCKER_PORT}", tls=tls, timeout=15)
 
 
 @pytest.mark.parametrize("colour", ["blue", "green"])
@@ -68,7 +69,7 @@ def test_state_service_answers_and_resolves_lab(lab) -> None:
     record = resp.json()
     for colour, address in ADDRESSES.items():
         assert record["clusters"][colour]["manager_address"] == address
-        assert record["clusters"][colour]["docker_port"] == lab_module.DOCKER_PORT
+        assert record["clusters"][colour]["docker_port"] == DOCKER_PORT
     # Seeded blue-live; other lab tests may since have switched it, never this one.
     expected = {"blue"} if lab.info.get("seeded") == "created" else {"blue", "green"}
     assert record["live_colour"] in expected
@@ -81,7 +82,7 @@ def test_client_bundle_from_another_ca_is_rejected(lab, tmp_path: Path) -> None:
     # Trust the lab's CA for the server, but present a client certificate the daemon cannot verify.
     (wrong_dir / "ca.pem").write_bytes(Path(lab.env["AUTO_STATE_CA"]).read_bytes())
     with pytest.raises((docker.errors.DockerException, requests.exceptions.RequestException)):
-        client = _client(lab_module.BLUE_ADDRESS, wrong_dir)
+        client = _client(BLUE_ADDRESS, wrong_dir)
         try:
             client.ping()
         finally:

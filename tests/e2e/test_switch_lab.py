@@ -71,10 +71,11 @@ def test_switch_under_load_drops_nothing_and_switches_back(lab, front) -> None:
 
 def test_switch_refused_when_idle_cluster_is_down(lab, front) -> None:
     from deployer.lab import lab as lab_module
+    from deployer.lab.layout import lab_dir
 
     old = front["live"]
     idle = other_colour(old)
-    pid = int(Path(lab_module.lab_dir(), idle, "dockerd.pid").read_text())
+    pid = int(Path(lab_dir(), idle, "dockerd.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     try:
         time.sleep(0.5)

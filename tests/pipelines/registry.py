@@ -28,7 +28,7 @@ from typing import Any
 import bcrypt
 
 from deployer.lab import certs
-from deployer.lab import lab as lab_module
+from deployer.lab.layout import CLUSTERS, lab_dir
 
 PORT = 5443
 CERTS_D = Path("/etc/docker/certs.d")
@@ -37,7 +37,7 @@ READY_TIMEOUT = 15.0
 
 def address(colour: str = "blue", port: int = PORT) -> str:
     """``HOST:PORT`` of the registry: the host end of ``colour``'s veth pair."""
-    return f"{lab_module.CLUSTERS[colour].host_address}:{port}"
+    return f"{CLUSTERS[colour].host_address}:{port}"
 
 
 def serve_argv(binary: str, config: Path) -> list[str]:
@@ -92,7 +92,7 @@ class Registry:
 
     def start(self) -> Registry:
         """Write the certificate, htpasswd and configuration, trust the CA in Docker, start, wait until ready."""
-        ca = certs.load_ca(lab_module.lab_dir() / "certs")
+        ca = certs.load_ca(lab_dir() / "certs")
         host = self.address.rsplit(":", 1)[0]
         certs.write_bundle(self.root / "tls", ca, certs.issue(ca, "auto-lab registry", ips=[host], server=True))
         (self.root / "htpasswd").write_text(htpasswd_line(self.user, self.password))

@@ -307,7 +307,7 @@ def registry(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reg
 def push_base_image(lab: Lab, registry: Registry, colour: str, project: Path, scratch: Path) -> str:
     """The lab's offline ``auto-lab/python:3.11`` (with ``project``'s wheels) pushed to ``registry`` from the
     daemon of ``colour``, where the build job's ``docker build --pull`` finds it; its reference."""
-    from deployer.lab import lab as lab_module
+    from deployer.lab import runner as lab_runner
     from deployer.lab import service_image
 
     cert = lab.env["AUTO_DOCKER_CERT_PATH"]
@@ -317,7 +317,7 @@ def push_base_image(lab: Lab, registry: Registry, colour: str, project: Path, sc
     env = {**service_image.docker_env(colour, cert, lab.env), "DOCKER_CONFIG": str(scratch / "docker-config")}
     docker = service_image.docker_cli(lab.env)
     login = [docker, "login", "--username", registry.user, "--password-stdin", registry.address]
-    lab_module.run(login, input=registry.password.encode(), env=env)
+    lab_runner.run(login, input=registry.password.encode(), env=env)
     service_image.run([docker, "tag", service_image.BASE_IMAGE, reference], env=env)
     service_image.run([docker, "push", reference], env=env, timeout=300)
     return reference

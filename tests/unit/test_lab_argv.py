@@ -6,18 +6,26 @@ import pytest
 
 from deployer.errors import ConfigError
 from deployer.lab import front, lab
+from deployer.lab.argv import (
+    cgroup_remount_script,
+    dockerd_argv,
+    netns_add_argv,
+    network_config_argvs,
+    parse_cgroup_mounts,
+    state_server_argv,
+    veth_add_argv,
+)
+from deployer.lab.image import IMAGE_REVISION, IMAGE_REVISION_LABEL, image_changes
+from deployer.lab.layout import ACTOR, CLUSTERS, LabPaths
 
-BLUE = lab.CLUSTERS["blue"]
-PATHS = lab.LabPaths(Path("/l"))
+BLUE = CLUSTERS["blue"]
+PATHS = LabPaths(Path("/l"))
 
 
 def test_network_commands() -> None:
-    assert lab.netns_add_argv(BLUE) == ["ip", "netns", "add", "auto-lab-blue"]
-    assert (
-        " ".join(lab.veth_add_argv(BLUE))
-        == "ip link add alab-blue type veth peer name alab-blue-ns netns auto-lab-blue"
-    )
-    assert [" ".join(argv) for argv in lab.network_config_argvs(BLUE)] == [
+    assert netns_add_argv(BLUE) == ["ip", "netns", "add", "auto-lab-blue"]
+    assert " ".join(veth_add_argv(BLUE)) == "ip link add alab-blue type veth peer name alab-blue-ns netns auto-lab-blue"
+    assert [" ".join(argv) for argv in network_config_argvs(BLUE)] == [
         "ip addr replace 10.213.1.1/24 dev alab-blue",
         "ip link set alab-blue up",
         "ip -n auto-lab-blue link set lo up",
@@ -28,7 +36,7 @@ def test_network_commands() -> None:
 
 
 def test_dockerd_listens_only_with_tlsverify() -> None:
-    assert " ".join(lab.dockerd_argv(BLUE, PATHS.colour("blue"))) == (
+    assert " ".join(dockerd_argv(BLUE, PATHS.colour("blue"))) == (
         "dockerd --data-root /l/blue/data --exec-root /l/blue/exec --pidfile /l/blue/dockerd.pid "
         "-H unix:///l/blue/docker.sock -H tcp://10.213.1.2:2376 --tlsverify --tlscacert /l/blue/tls/ca.pem "
         "--tlscert /l/blue/tls/cert.pem --tlskey /l/blue/tls/key.pem --cgroup-parent /auto-lab-blue "
@@ -37,14 +45,14 @@ def test_dockerd_listens_only_with_tlsverify() -> None:
 
 
 def test_state_service_argv() -> None:
-    assert " ".join(lab.state_server_argv(PATHS, 8787, python="py")) == (
+    assert " ".join(state_server_argv(PATHS, 8787, python="py")) == (
         "py -m deployer state serve --db /l/state/state.db --listen 127.0.0.1:8787 "
         "--tls-cert /l/certs/state/cert.pem --tls-key /l/certs/state/key.pem --token-file /l/state/token"
     )
 
 
 def test_cgroup_remount_replays_the_hosts_hierarchies() -> None:
-    mounts = lab.parse_cgroup_mounts(
+    mounts = parse_cgroup_mounts(
         "cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0\n"
         "cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0\n"
         "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n"
@@ -55,7 +63,7 @@ def test_cgroup_remount_replays_the_hosts_hierarchies() -> None:
         ("cgroup", "/sys/fs/cgroup/systemd", "none,name=systemd"),
         ("cgroup2", "/sys/fs/cgroup/unified", ""),
     ]
-    script = lab.cgroup_remount_script(mounts).splitlines()
+    script = cgroup_remount_script(mounts).splitlines()
     assert script[:5] == [
         "set -e",
         "mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup",
@@ -67,9 +75,9 @@ def test_cgroup_remount_replays_the_hosts_hierarchies() -> None:
 
 
 def test_image_answers_with_its_version_and_stops_on_sigterm() -> None:
-    changes = lab.image_changes("2")
+    changes = image_changes("2")
     assert changes[0] == "ENV APP_VERSION=2"
-    assert f"LABEL {lab.IMAGE_REVISION_LABEL}={lab.IMAGE_REVISION}" in changes
+    assert f"LABEL {IMAGE_REVISION_LABEL}={IMAGE_REVISION}" in changes
     cmd = next(c for c in changes if c.startswith("CMD "))
     assert "trap 'kill $pid; exit 0' TERM INT" in cmd and "httpd -f -p 8080 -h /www" in cmd
 
@@ -102,7 +110,7 @@ def test_haproxy_files_and_servers_follow_the_live_colour() -> None:
     assert (paths.config, paths.socket, paths.state) == (
         Path("/l/haproxy/haproxy.cfg"), Path("/l/haproxy/admin.sock"), Path("/l/haproxy/server-state"),
     )  # fmt: skip
-    addresses = {c.colour: c.address for c in lab.CLUSTERS.values()}
+    addresses = {c.colour: c.address for c in CLUSTERS.values()}
     context = front.config_context(paths, addresses, "green", 18000)
     assert context["frontend_bind"] == "127.0.0.1:18000" and context["backend"] == "app"
     assert context["servers"] == [
@@ -114,7 +122,7 @@ def test_haproxy_files_and_servers_follow_the_live_colour() -> None:
 
 def test_missing_haproxy_is_named_before_anything_starts(monkeypatch) -> None:
     monkeypatch.setattr(lab.shutil, "which", lambda tool: None if tool == "haproxy" else f"/usr/bin/{tool}")
-    monkeypatch.setattr(lab, "HAPROXY_BINARY", "/nonexistent/haproxy")
+    monkeypatch.setattr(front, "HAPROXY_BINARY", "/nonexistent/haproxy")
     with pytest.raises(ConfigError, match=r"^haproxy not found: apt-get install haproxy$"):
         lab._require_tools()
 
@@ -187,4 +195,4 @@ def test_seeding_is_idempotent_and_keeps_the_live_colour(monkeypatch, existing, 
     monkeypatch.setattr(state_service, "state_client", lambda *a, **k: fake)
     assert state_service.seed(PATHS, 8787) == seeded
     assert [(n, live, c) for n, live, c, _ in fake.puts] == puts
-    assert all(actor == lab.ACTOR for *_, actor in fake.puts)
+    assert all(actor == ACTOR for *_, actor in fake.puts)

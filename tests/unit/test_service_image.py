@@ -159,14 +159,14 @@ def test_write_tar_is_owned_by_root_with_fixed_times(tmp_path: Path) -> None:
 
 def test_a_failed_build_reports_the_end_of_its_log_and_a_short_command_its_last_line() -> None:
     from deployer.errors import DeployerError
-    from deployer.lab import lab
+    from deployer.lab import runner
 
     argv = ["sh", "-c", "printf 'step 1\\n\\nstep 2: boom\\n' >&2; exit 3"]
     with pytest.raises(DeployerError) as build:
         si.run(argv)
     assert str(build.value).endswith(" failed:\nstep 1\nstep 2: boom")
     with pytest.raises(DeployerError) as short:
-        lab.run(argv)
+        runner.run(argv)
     assert str(short.value).endswith(" failed: step 2: boom")
     with pytest.raises(DeployerError, match=r" failed: exit status 4$"):
-        lab.run(["sh", "-c", "exit 4"])
+        runner.run(["sh", "-c", "exit 4"])
