@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import socket
 import subprocess
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from deployer.lab.argv import netns_dockerd_argv, parse_cgroup_mounts
 from deployer.lab.image import ensure_images
 from deployer.lab.layout import CLUSTERS, Cluster, ColourPaths, LabPaths
 from deployer.lab.processes import containers_of, leftover_pids, leftover_pids_of, our_pid, stop_pids
-from deployer.lab.runner import log_tail, spawn
+from deployer.lab.runner import spawn, wait_ready
 
 DOCKERD_READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0  # dockerd gets --shutdown-timeout 5 for its containers, plus its own shutdown
@@ -78,18 +77,12 @@ def start_dockerd(cluster: Cluster, paths: LabPaths, dockerd: str) -> subprocess
 def wait_dockerd(cluster: Cluster, paths: LabPaths, proc: subprocess.Popen[bytes] | None) -> None:
     """Wait until the colour's ``dockerd`` answers; DeployerError with its log's last line if not."""
     cpaths = paths.colour(cluster.colour)
-    deadline = time.monotonic() + DOCKERD_READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if docker_ping(cpaths.socket, timeout=1.0):
-            return
-        if proc is not None and proc.poll() is not None:
-            raise DeployerError(
-                f"the {cluster.colour} dockerd exited ({proc.returncode}): {log_tail(cpaths.log)} (log: {cpaths.log})"
-            )
-        time.sleep(0.2)
-    raise DeployerError(
-        f"the {cluster.colour} dockerd did not answer within {DOCKERD_READY_TIMEOUT:.0f} s:"
-        f" {log_tail(cpaths.log)} (log: {cpaths.log})"
+    wait_ready(
+        lambda: docker_ping(cpaths.socket, timeout=1.0),
+        proc,
+        what=f"the {cluster.colour} dockerd",
+        log=cpaths.log,
+        timeout=DOCKERD_READY_TIMEOUT,
     )
 
 

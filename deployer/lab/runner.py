@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from autocore import runner
@@ -102,3 +103,24 @@ def run_build(
 ) -> subprocess.CompletedProcess[str]:
     """:func:`run` with a build's view of failure: the last 15 lines of output, not one."""
     return run(argv, env=env, timeout=timeout, check=check, detail_lines=BUILD_DETAIL_LINES)
+
+
+def wait_ready(
+    ready: Callable[[], bool],
+    proc: subprocess.Popen[bytes] | None,
+    *,
+    what: str,
+    log: Path,
+    timeout: float,
+    where: str = "",
+) -> None:
+    """Poll ``ready`` until it says yes; DeployerError naming ``what`` and its log's last line when the
+    program ``proc`` exits first or ``timeout`` seconds pass (``where`` says what was asked, e.g. a URL)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise DeployerError(f"{what} exited ({proc.returncode}): {log_tail(log)} (log: {log})")
+        time.sleep(0.2)
+    raise DeployerError(f"{what} did not answer{where} within {timeout:.0f} s: {log_tail(log)} (log: {log})")

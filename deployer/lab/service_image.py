@@ -39,13 +39,6 @@ from deployer.commands import docker_tls_env
 from deployer.errors import ConfigError, DeployerError
 from deployer.lab import runner as lab_runner
 from deployer.lab.base_rootfs import WHEELS, python_identity, stage_rootfs, write_tar
-from deployer.lab.base_rootfs import busybox_links as busybox_links  # re-exported: the pure parts, in one place
-from deployer.lab.base_rootfs import is_shared_object as is_shared_object
-from deployer.lab.base_rootfs import ldconfig_argv as ldconfig_argv
-from deployer.lab.base_rootfs import ldd_argv as ldd_argv
-from deployer.lab.base_rootfs import merged_usr as merged_usr
-from deployer.lab.base_rootfs import parse_ldd as parse_ldd
-from deployer.lab.base_rootfs import wheel_extensions as wheel_extensions
 from deployer.lab.layout import CLUSTERS, DOCKER_PORT, client_cert_dir
 from deployer.state.contract import COLOURS
 

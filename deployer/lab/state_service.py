@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from deployer.errors import DeployerError, RefusedError, UnknownEnvironmentError
 from deployer.lab.argv import state_server_argv
 from deployer.lab.layout import ACTOR, CLUSTERS, DOCKER_PORT, ENVIRONMENT, LIVE_COLOUR, LabPaths, state_url
 from deployer.lab.processes import our_pid, stop_pids
-from deployer.lab.runner import log_tail, spawn
+from deployer.lab.runner import spawn, wait_ready
 
 if TYPE_CHECKING:
     from deployer.state.client import Environment, StateClient
@@ -85,18 +84,13 @@ def start(paths: LabPaths, port: int) -> subprocess.Popen[bytes]:
 
 def wait(paths: LabPaths, port: int, proc: subprocess.Popen[bytes] | None) -> None:
     """Wait until the service is healthy; DeployerError with its log's last line if it is not."""
-    deadline = time.monotonic() + STATE_READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if healthy(paths, port, timeout=1.0):
-            return
-        if proc is not None and proc.poll() is not None:
-            raise DeployerError(
-                f"the state service exited ({proc.returncode}): {log_tail(paths.state_log)} (log: {paths.state_log})"
-            )
-        time.sleep(0.2)
-    raise DeployerError(
-        f"the state service did not answer on {state_url(port)} within {STATE_READY_TIMEOUT:.0f} s:"
-        f" {log_tail(paths.state_log)} (log: {paths.state_log})"
+    wait_ready(
+        lambda: healthy(paths, port, timeout=1.0),
+        proc,
+        what="the state service",
+        log=paths.state_log,
+        timeout=STATE_READY_TIMEOUT,
+        where=f" on {state_url(port)}",
     )
 
 

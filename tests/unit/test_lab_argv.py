@@ -196,3 +196,27 @@ def test_seeding_is_idempotent_and_keeps_the_live_colour(monkeypatch, existing, 
     assert state_service.seed(PATHS, 8787) == seeded
     assert [(n, live, c) for n, live, c, _ in fake.puts] == puts
     assert all(actor == ACTOR for *_, actor in fake.puts)
+
+
+def test_wait_ready_names_the_program_and_its_last_log_line(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from deployer.errors import DeployerError
+    from deployer.lab.runner import wait_ready
+
+    log = tmp_path / "d.log"
+    log.write_text("starting\nlisten tcp: address already in use\n")
+    answers = iter([False, False, True])
+    wait_ready(lambda: next(answers), None, what="the blue dockerd", log=log, timeout=5)  # the third poll answers
+    dead = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    dead.wait()
+    with pytest.raises(DeployerError) as exited:
+        wait_ready(lambda: False, dead, what="the blue dockerd", log=log, timeout=5)
+    assert str(exited.value) == f"the blue dockerd exited (3): listen tcp: address already in use (log: {log})"
+    with pytest.raises(DeployerError) as slow:
+        wait_ready(lambda: False, None, what="the state service", log=log, timeout=0.3, where=" on https://127.0.0.1:1")
+    assert str(slow.value) == (
+        f"the state service did not answer on https://127.0.0.1:1 within 0 s: listen tcp: address already in use"
+        f" (log: {log})"
+    )

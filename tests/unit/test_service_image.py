@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from deployer.errors import ConfigError
+from deployer.lab import base_rootfs as fs
 from deployer.lab import service_image as si
 
 LDD = """\
@@ -29,7 +30,7 @@ LDD = """\
 
 
 def test_parse_ldd_lists_each_library_once_in_order() -> None:
-    assert si.parse_ldd(LDD) == [
+    assert fs.parse_ldd(LDD) == [
         "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0",
         "/lib/x86_64-linux-gnu/libc.so.6",
         "/lib64/ld-linux-x86-64.so.2",
@@ -38,21 +39,21 @@ def test_parse_ldd_lists_each_library_once_in_order() -> None:
 
 
 def test_parse_ldd_single_file_and_static() -> None:
-    assert si.parse_ldd("\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x1)\n") == ["/lib/x86_64-linux-gnu/libz.so.1"]
-    assert si.parse_ldd("\tstatically linked\n") == []
-    assert si.parse_ldd("\tnot a dynamic executable\n") == []
+    assert fs.parse_ldd("\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x1)\n") == ["/lib/x86_64-linux-gnu/libz.so.1"]
+    assert fs.parse_ldd("\tstatically linked\n") == []
+    assert fs.parse_ldd("\tnot a dynamic executable\n") == []
 
 
 def test_parse_ldd_names_what_is_missing() -> None:
     text = "\tlibtk8.6.so => not found\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x1)\n"
     text += "\tlibX11.so.6 => not found\n"
     with pytest.raises(ConfigError, match=r"^ldd cannot resolve libX11\.so\.6, libtk8\.6\.so: install them"):
-        si.parse_ldd(text)
+        fs.parse_ldd(text)
 
 
 def test_argv_builders() -> None:
-    assert si.ldd_argv([Path("/a"), "/b"]) == ["ldd", "/a", "/b"]
-    assert si.ldconfig_argv(Path("/tmp/root")) == ["ldconfig", "-r", "/tmp/root"]
+    assert fs.ldd_argv([Path("/a"), "/b"]) == ["ldd", "/a", "/b"]
+    assert fs.ldconfig_argv(Path("/tmp/root")) == ["ldconfig", "-r", "/tmp/root"]
     assert si.build_argv("docker", Path("/p/orders"), "auto-lab/orders:1") == [
         "docker", "build", "--build-arg", "BASE_IMAGE=auto-lab/python:3.11", "-t", "auto-lab/orders:1", "/p/orders",
     ]  # fmt: skip
@@ -109,10 +110,10 @@ def test_base_key_changes_with_the_interpreter() -> None:
 
 
 def test_merged_usr_and_busybox_links() -> None:
-    assert si.merged_usr("/lib/x86_64-linux-gnu/libc.so.6") == "usr/lib/x86_64-linux-gnu/libc.so.6"
-    assert si.merged_usr("/lib64/ld-linux-x86-64.so.2") == "usr/lib64/ld-linux-x86-64.so.2"
-    assert si.merged_usr("/usr/lib/x86_64-linux-gnu/libz.so.1") == "usr/lib/x86_64-linux-gnu/libz.so.1"
-    assert si.busybox_links("bin/sh\nsbin/nologin\nusr/bin/wget\n\nbin/sh\n") == [
+    assert fs.merged_usr("/lib/x86_64-linux-gnu/libc.so.6") == "usr/lib/x86_64-linux-gnu/libc.so.6"
+    assert fs.merged_usr("/lib64/ld-linux-x86-64.so.2") == "usr/lib64/ld-linux-x86-64.so.2"
+    assert fs.merged_usr("/usr/lib/x86_64-linux-gnu/libz.so.1") == "usr/lib/x86_64-linux-gnu/libz.so.1"
+    assert fs.busybox_links("bin/sh\nsbin/nologin\nusr/bin/wget\n\nbin/sh\n") == [
         "usr/bin/sh",
         "usr/bin/wget",
         "usr/sbin/nologin",
@@ -136,12 +137,12 @@ def test_wheel_extensions_extracts_only_shared_objects(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel, "w") as archive:
         for name in ("pkg/__init__.py", "pkg/_core.cpython-311-x86_64-linux-gnu.so", "pkg.libs/libfoo-ab12.so.1.2"):
             archive.writestr(name, b"x")
-    found = si.wheel_extensions([wheel], tmp_path / "out")
+    found = fs.wheel_extensions([wheel], tmp_path / "out")
     assert sorted(p.relative_to(tmp_path / "out" / wheel.name).as_posix() for p in found) == [
         "pkg.libs/libfoo-ab12.so.1.2",
         "pkg/_core.cpython-311-x86_64-linux-gnu.so",
     ]
-    assert si.is_shared_object("a/b.so") and si.is_shared_object("libz.so.1") and not si.is_shared_object("so.py")
+    assert fs.is_shared_object("a/b.so") and fs.is_shared_object("libz.so.1") and not fs.is_shared_object("so.py")
 
 
 def test_write_tar_is_owned_by_root_with_fixed_times(tmp_path: Path) -> None:
