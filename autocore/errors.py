@@ -40,3 +40,24 @@ class CommandTimedOutError(ToolkitError):
         super().__init__(f"{shlex.join(argv)} did not finish within {timeout:.0f} s")
         self.argv = tuple(argv)
         self.timeout = timeout
+
+
+class BudgetExceededError(ToolkitError):
+    """An untrusted input went past one of its parser's budgets (size, nesting, expansion, number size).
+
+    The message names the input and the budget, so the one who sent it knows what to change.
+    """
+
+    def __init__(self, source: str, budget: str, limit: int, found: str) -> None:
+        super().__init__(f"{source}: {found}, over the {budget} budget of {limit}: refused unread")
+        self.source = source
+        self.budget = budget
+        self.limit = limit
+
+
+class NotFiniteError(ToolkitError):
+    """A number that is not finite (``1e999``, ``NaN``, ``.inf``): no JSON document can carry it."""
+
+    def __init__(self, source: str, text: str) -> None:
+        super().__init__(f"{source}: the number {text} is not finite, and JSON has no such number: write a finite one")
+        self.source = source
