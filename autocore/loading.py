@@ -190,6 +190,28 @@ def load_yaml(
         instance.dispose()
 
 
+def load_yaml_documents(
+    text: str | bytes,
+    source: str,
+    *,
+    budget: Budget = DEFAULT_BUDGET,
+    loader: type[yaml.SafeLoader] = StrictYAMLLoader,
+) -> list[Any]:
+    """Every document of a YAML stream (a CI/CD component: its ``spec:`` header, then its body), within
+    ``budget`` for the stream as a whole; the errors are ``load_yaml``'s."""
+    _check_size(text, source, budget)
+    instance = _budgeted(loader)(text)
+    instance.budget = budget  # type: ignore[attr-defined]
+    instance.source = source  # type: ignore[attr-defined]
+    try:
+        documents = []
+        while instance.check_data():
+            documents.append(instance.get_data())
+        return documents
+    finally:
+        instance.dispose()
+
+
 def load_json(text: str | bytes, source: str, *, budget: Budget = DEFAULT_BUDGET) -> Any:
     """One JSON document with duplicate keys refused, within ``budget``.
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from autocore.errors import ToolkitError
+from autocore.loading import load_yaml
 from deployer.errors import ConfigError
 from deployer.state.contract import COMPOSE_SERVICE_RE, DOCS_LABELS, DOCS_VERSION_RE, STACK_RE
 
@@ -62,7 +64,9 @@ def load(paths: list[str]) -> ComposeSet:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read compose file {path}: {exc}") from None
         try:
-            document = yaml.safe_load(text)
+            document = load_yaml(text, f"compose file {path}", loader=yaml.SafeLoader)
+        except ToolkitError as exc:  # past a budget
+            raise ConfigError(str(exc)) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""

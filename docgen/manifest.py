@@ -29,7 +29,8 @@ from typing import Any
 
 import yaml
 
-from autocore.loading import yaml_problem
+from autocore.errors import ToolkitError
+from autocore.loading import load_yaml, yaml_problem
 from docgen.errors import ConfigError
 from docgen.names import SERVICE_NAME, SERVICE_VERSION
 
@@ -88,7 +89,9 @@ def _read_yaml(path: Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text, str(path), loader=yaml.SafeLoader)
+    except ToolkitError as exc:  # past a budget
+        raise ConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(yaml_problem(exc, str(path))) from None
 

@@ -25,6 +25,8 @@ from sphinx.transforms import SphinxTransform
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import url_re
 
+from autocore.errors import ToolkitError
+from autocore.loading import load_yaml
 from docgen.sphinx_blocks import display_text, shorten
 
 __all__ = ["Sanitise", "SanitiseResolved", "lock_down", "on_source_read", "sanitise", "strip_myst_front_matter"]
@@ -177,7 +179,10 @@ def strip_myst_front_matter(text: str) -> str:
     lines = text.splitlines(keepends=True)
     end = next((i for i in range(1, len(lines)) if lines[i].startswith(("---", "..."))), len(lines))
     try:
-        data = yaml.safe_load("".join(line.rstrip() + "\n" for line in lines[1:end]))
+        data = load_yaml("".join(line.rstrip() + "\n" for line in lines[1:end]), "front matter", loader=yaml.SafeLoader)
+    except ToolkitError:
+        # Past a budget (an alias bomb, deep nesting): MyST would parse it again, unbounded. Blank it out.
+        return "\n" * min(end + 1, len(lines)) + "".join(lines[end + 1 :])
     except (yaml.YAMLError, ValueError, RecursionError):
         return text  # MyST ignores front matter it cannot read
     if not isinstance(data, dict) or not (set(data) & _MYST_CONFIG_KEYS):

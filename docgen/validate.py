@@ -19,8 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from autocore.errors import ToolkitError
 from autocore.issues import Issue, issue_message
-from autocore.loading import StrictYAMLLoader, reject_duplicate_keys, yaml_problem
+from autocore.loading import StrictYAMLLoader, load_json, load_yaml, yaml_problem
 from autocore.text import json_path
 from docgen.errors import ConfigError, InvalidSpecError
 
@@ -96,14 +97,18 @@ def parse_spec(data: bytes, source: str) -> dict[str, Any]:
     text = text.removeprefix("\ufeff")
     if source.lower().endswith(".json") or text.lstrip().startswith("{"):
         try:
-            document = json.loads(text, object_pairs_hook=reject_duplicate_keys)
+            document = load_json(text, source)
+        except ToolkitError as exc:  # past a budget, or a number JSON cannot carry
+            raise ConfigError(str(exc)) from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})") from None
         except ValueError as exc:
             raise ConfigError(f"{source}: not valid JSON: {exc}") from None
     else:
         try:
-            document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+            document = load_yaml(text, source, loader=_Loader)
+        except ToolkitError as exc:
+            raise ConfigError(str(exc)) from None
         except yaml.YAMLError as exc:
             raise ConfigError(yaml_problem(exc, source)) from None
     if not isinstance(document, dict):

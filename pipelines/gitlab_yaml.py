@@ -15,7 +15,8 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import ScalarNode, SequenceNode
 
-from autocore.loading import StrictYAMLLoader, yaml_problem
+from autocore.errors import ToolkitError
+from autocore.loading import StrictYAMLLoader, load_yaml_documents, yaml_problem
 from pipelines.errors import PipelinesConfigError
 
 _MAX_REFERENCE_DEPTH = 10  # GitLab's own limit on nested !reference tags
@@ -59,7 +60,9 @@ GitLabLoader.add_constructor("!reference", _construct_reference)
 def parse_pipeline(text: str, source: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Parse GitLab CI YAML text; returns ``(spec header or None, body)``. Raises ``PipelinesConfigError``."""
     try:
-        documents = list(yaml.load_all(text, Loader=GitLabLoader))  # noqa: S506 - a SafeLoader
+        documents = load_yaml_documents(text, source, loader=GitLabLoader)
+    except ToolkitError as exc:  # past a budget
+        raise PipelinesConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise PipelinesConfigError(yaml_problem(exc, source)) from None
     documents = [d for d in documents if d is not None] if len(documents) > 1 else documents

@@ -238,3 +238,48 @@ def test_build_from_environment(capsys, monkeypatch, tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+HOSTILE_SPECS = {
+    # name: (file, text, the one-line reason the quarantine notice gives)
+    "deep": ("deep.yaml", "openapi: 3.0.3\nx-deep: " + "[" * 500 + "]" * 500 + "\n", "nested deeper than 128 levels"),
+    "deepjson": ("deep.json", "[" * 1000 + "]" * 1000, "nested deeper than 128 levels"),
+    "bigint": ("big.yaml", "openapi: 3.0.3\nx-n: " + "9" * 5000 + "\n", "an integer of 5000 digits"),
+    "nan": ("nan.json", '{"openapi": "3.0.3", "x-max": NaN}', "the number NaN is not finite"),
+    "huge": ("huge.yaml", "openapi: 3.0.3\nx-max: 1e999\n", "the number 1e999 is not finite"),
+    "bomb": (
+        "bomb.yaml",
+        "a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n"
+        + "".join(f"{b}: &{b} [{','.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)),
+        "stands for more nodes once its aliases are expanded",
+    ),
+}
+
+
+def test_one_teams_hostile_spec_costs_only_that_team_its_reference(capsys, samples: Path) -> None:
+    manifest = yaml.safe_load((samples / "services.yml").read_text())
+    for name, (file, text, _) in HOSTILE_SPECS.items():
+        (samples / file).write_text(text)
+        manifest["services"].append({"name": name, "version": "v1", "spec": file})
+    (samples / "services.yml").write_text(yaml.safe_dump(manifest))
+
+    code, err, report = build(capsys, samples)
+
+    assert code == 0, err
+    status = {s["name"]: s["status"] for s in report["services"]}
+    assert {n: status[n] for n in ("state", "orders", "billing")} == dict.fromkeys(
+        ("state", "orders", "billing"), "published"
+    )
+    for name, (_, _, reason) in HOSTILE_SPECS.items():
+        assert status[name] == "quarantined", name
+        lines = [line for line in err.splitlines() if line.startswith(f"warning: {name}: quarantined")]
+        assert len(lines) == 1 and reason in lines[0], (name, err)
+    assert "Traceback" not in err
+    public = samples / "public"
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"openapi.json holds {constant}")
+
+    merged = json.loads((public / "openapi.json").read_text(), parse_constant=refuse)
+    assert "/api/orders/v1/orders/{orderId}" in merged["paths"]
+    assert (public / "services" / "bomb" / "index.html").exists()

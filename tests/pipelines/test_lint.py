@@ -268,3 +268,30 @@ def test_cli_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "exit codes:" in out and "  3  at least one file has lint errors" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # a 355-byte alias bomb: 9**9 nodes once expanded
+            "a: &a [x,x,x,x,x,x,x,x,x]\n"
+            + "".join(f"{b}: &{b} [{','.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)),
+            "stands for more nodes once its aliases are expanded, over the node count budget of 2000000",
+        ),
+        (
+            "".join("  " * i + f"k{i}:\n" for i in range(500)) + "  " * 500 + "script: [x]\n",
+            "nested deeper than 128 levels, over the nesting depth budget of 128",
+        ),
+        ("job:\n  timeout: " + "9" * 5000 + "\n", "an integer of 5000 digits, over the integer size budget of 100"),
+    ],
+)
+def test_hostile_files_are_refused_in_one_line_naming_the_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    path = tmp_path / ".gitlab-ci.yml"
+    path.write_text(text)
+    assert cli.main(["lint", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"Error: {path}: {expected}" + ("" if expected.endswith("unread") else ": refused unread")
+    ]

@@ -93,3 +93,21 @@ def test_bad_docs_labels_fail_before_deploying(tmp_path, labels, message) -> Non
     with pytest.raises(ConfigError) as err:
         compose.load([path])
     assert message in str(err.value)
+
+
+def test_hostile_compose_files_are_refused_in_one_line(tmp_path) -> None:
+    deep = write(tmp_path, "deep.yml", "services:\n  web: " + "[" * 300 + "]" * 300 + "\n")
+    with pytest.raises(ConfigError) as err:
+        compose.load([deep])
+    assert str(err.value) == (
+        f"compose file {deep}: nested deeper than 128 levels, over the nesting depth budget of 128: refused unread"
+    )
+    bomb = write(
+        tmp_path,
+        "bomb.yml",
+        "x-a: &a [x,x,x,x,x,x,x,x,x]\n"
+        + "".join(f"x-{b}: &{b} [{','.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True))
+        + "services:\n  web: {image: x}\n",
+    )
+    with pytest.raises(ConfigError, match="stands for more nodes once its aliases are expanded"):
+        compose.load([bomb])
