@@ -4,6 +4,11 @@ Each of ``AUTO_DOCKER_CA``, ``AUTO_DOCKER_CERT`` and ``AUTO_DOCKER_KEY`` becomes
 type ``file``, protected, raw (no ``$`` expansion), scoped to the environment, and masked where GitLab
 allows it (PEM files never: they span several lines). The material is found and checked by the
 deployer's own loader first (the key must belong to the certificate), so nothing bad is ever uploaded.
+It takes the same shapes as ``auto-deploy`` (``--cert-dir``, or each variable as PEM text, base64 of PEM,
+or a file path: see ``deployer.tls``), and what is uploaded is always the PEM itself.
+
+No value is ever printed, nor any part of one: not in the report, not in a dry run, not in an error.
+GitLab's own error messages are scrubbed of the values, and of any run of 8 or more of their characters.
 
 What is there already is read first (``GET .../variables/:key?filter[environment_scope]=ENV``); the
 report says per variable created / updated (which attributes) / unchanged, never a value.
@@ -13,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +50,9 @@ _COMPARED = {
     "environment_scope": "scope",
 }
 _HINT_403 = "managing CI/CD variables needs the Maintainer role on the project"
+# The shortest run of a value's characters that counts as a leak when found in a message from GitLab.
+FRAGMENT = 8
+_REDACTED = "[redacted]"
 
 
 def mask_verdict(value: str) -> tuple[bool, str]:
@@ -68,7 +77,8 @@ def check_environment(environment: str) -> str:
 
 def load_tls(cert_dir: str | None, environ: Mapping[str, str]) -> tls.TLSMaterial:
     """The deployer's TLS material, validated by the deployer's loader (the key matches the certificate,
-    the CA parses); its error becomes ``PipelinesConfigError``. Messages name files, never content."""
+    the CA parses); its error becomes ``PipelinesConfigError``. Messages name variables and files (a path only
+    when the value plainly is one), never any part of a value."""
     try:
         return tls.load_material(cert_dir, environ)
     except ToolkitError as exc:
@@ -79,6 +89,46 @@ def _fingerprint(pem: bytes) -> str:
     """SHA-256 of the (first) certificate in ``pem``: safe to print, unlike a key."""
     cert = x509.load_pem_x509_certificates(pem)[0]
     return "sha256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def redact_fragments(text: str, secrets: Iterable[str], size: int = FRAGMENT) -> str:
+    """``text`` with every run of ``size`` or more characters that also occurs in one of ``secrets`` replaced.
+
+    ``gitlab_api.scrub`` removes whole values and whole lines of them; this also catches a part of a line
+    (GitLab cutting a long value short in its message). The PEM armour lines are left out of what is
+    searched: they are no secret, and words such as "CERTIFICATE" must not be redacted from GitLab's text.
+    """
+    haystacks = []
+    for secret in secrets:
+        body = [line for line in secret.splitlines() if not line.lstrip().startswith("-----")]
+        # Messages reach us on one line (whitespace collapsed): search the value the same way.
+        haystacks.append(" ".join(" ".join(body).split()))
+    hidden = [False] * len(text)
+    for start in range(len(text) - size + 1):
+        window = text[start : start + size]
+        if window.strip() and any(window in haystack for haystack in haystacks):
+            hidden[start : start + size] = [True] * size
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if not hidden[index]:
+            out.append(char)
+        elif index == 0 or not hidden[index - 1]:
+            out.append(_REDACTED)
+    return "".join(out)
+
+
+@contextmanager
+def _api_guard(settings: GitLabSettings, doing: str, secrets: list[str]) -> Iterator[None]:
+    """``api_errors``, plus ``redact_fragments`` on the message it raises."""
+    try:
+        with api_errors(settings, doing, secrets=secrets, hint_403=_HINT_403):
+            yield
+    except PipelinesGitLabError as exc:
+        message = str(exc)
+        cleaned = redact_fragments(message, secrets)
+        if cleaned == message:
+            raise
+        raise type(exc)(cleaned) from None
 
 
 @dataclass(frozen=True)
@@ -207,7 +257,7 @@ def push_secrets(
     secrets = [v.value for v in wanted]
 
     def guard(doing: str) -> Any:
-        return api_errors(settings, doing, secrets=secrets, hint_403=_HINT_403)
+        return _api_guard(settings, doing, secrets)
 
     try:
         # A real GET of the project first, so a 404 on a variable below means "no such variable".

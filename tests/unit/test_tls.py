@@ -1,7 +1,9 @@
 """Docker TLS material: every source, clear errors, a private directory that always goes away."""
 
+import base64
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +95,107 @@ def test_private_dir_removed_on_failure_and_interrupt(bundle) -> None:
         with pytest.raises(type(exc)), tls.private_cert_dir(material) as directory:
             raise exc
         assert not os.path.exists(directory)
+
+
+# --------------------------------------------------------------------------- shapes of a value, and what is said
+
+
+def pem_env(bundle) -> dict[str, str]:
+    return {name: (bundle / tls.FILE_NAMES[part]).read_text() for part, name in tls.ENV_NAMES.items()}
+
+
+def test_base64_of_pem_is_accepted_and_written_out_as_pem(bundle) -> None:
+    env = pem_env(bundle)
+    key = env["AUTO_DOCKER_KEY"]
+    env["AUTO_DOCKER_KEY"] = base64.b64encode(key.encode()).decode()
+    material = tls.load_material(None, env)
+    assert material.key.origin == "AUTO_DOCKER_KEY (base64 of PEM)"
+    with tls.private_cert_dir(material) as directory:
+        assert Path(directory, "key.pem").read_text() == key  # the docker CLI reads PEM only
+
+
+def test_a_file_holding_base64_of_pem(bundle, tmp_path) -> None:
+    env = pem_env(bundle)
+    (tmp_path / "cert").write_bytes(base64.encodebytes((bundle / "cert.pem").read_bytes()))
+    env["AUTO_DOCKER_CERT"] = str(tmp_path / "cert")
+    assert tls.load_material(None, env).cert.origin == f"AUTO_DOCKER_CERT ({tmp_path / 'cert'}, base64 of PEM)"
+
+
+def test_the_key_is_in_no_repr(bundle) -> None:
+    material = tls.load_material(str(bundle), {})
+    body = (bundle / "key.pem").read_text().splitlines()[1]
+    assert body not in repr(material) and body not in repr(material.key)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("/builds/group/app.tmp/AUTO_DOCKER_KEY", True),  # where GitLab puts a file-type variable
+        ("./certs/key.pem", True),
+        ("../key.pem", True),
+        ("key.pem", False),  # not plainly a path: it could be anything
+        ("/tmp/key.pem\nMIIEvQIBADANBg", False),
+        ("/" + "a" * 300, False),
+        ("/Zm9vYmFyYmF6cXV4cXV1eA3x/k", False),  # a run of base64
+        ("/a/b/c/d/e/f/g/h", False),  # decodes as base64
+        ("/-----BEGIN PRIVATE KEY-----", False),
+        ("/tmp/\x1b[2Jkey", False),
+        ("/tmp/k\udcffey", False),  # an undecodable byte
+    ],
+)
+def test_shown_path(value: str, shown: bool) -> None:
+    assert (tls.shown_path(value) == value) is shown
+
+
+def test_errors_about_a_value_chain_nothing(tmp_path, bundle) -> None:
+    for value in (str(tmp_path / "gone"), str(tmp_path), "LS0tLS1CRUdJTiBnYXJiYWdl", "/dev/zero"):
+        env = pem_env(bundle) | {"AUTO_DOCKER_KEY": value}
+        with pytest.raises(ConfigError) as err:
+            tls.load_material(None, env)
+        assert err.value.__cause__ is None and err.value.__suppress_context__, value
+
+
+def test_devices_and_big_files_are_not_read(bundle, tmp_path) -> None:
+    env = pem_env(bundle) | {"AUTO_DOCKER_CA": "/dev/zero"}
+    with pytest.raises(ConfigError, match=r"^AUTO_DOCKER_CA: /dev/zero is not a regular file: point it at the CA"):
+        tls.load_material(None, env)
+    big = tmp_path / "big.pem"
+    big.write_bytes(b"-----BEGIN CERTIFICATE-----\n" + b"A" * tls.MAX_BYTES)
+    env["AUTO_DOCKER_CA"] = str(big)
+    with pytest.raises(ConfigError, match=r"^AUTO_DOCKER_CA: .*big.pem is larger than 1 MiB: not TLS material"):
+        tls.load_material(None, env)
+
+
+def test_empty_variables(bundle) -> None:
+    with pytest.raises(ConfigError) as err:
+        tls.load_material(None, {"AUTO_DOCKER_CA": "x", "AUTO_DOCKER_CERT": " ", "AUTO_DOCKER_KEY": ""})
+    assert str(err.value) == "AUTO_DOCKER_CA set but AUTO_DOCKER_CERT, AUTO_DOCKER_KEY empty: set all three"
+    with pytest.raises(ConfigError) as err:
+        tls.load_material(None, {"AUTO_DOCKER_CA": "x", "AUTO_DOCKER_KEY": ""})
+    assert str(err.value) == "AUTO_DOCKER_CA set but AUTO_DOCKER_CERT not and AUTO_DOCKER_KEY empty: set all three"
+    with pytest.raises(ConfigError) as err:
+        tls.load_material(None, {"AUTO_DOCKER_KEY": "", "AUTO_DOCKER_CERT_PATH": " "})
+    assert str(err.value).endswith("or AUTO_DOCKER_CERT_PATH (AUTO_DOCKER_KEY set but empty)")
+    # Empty ones are as good as unset: AUTO_DOCKER_CERT_PATH is used.
+    material = tls.load_material(None, {"AUTO_DOCKER_KEY": "", "AUTO_DOCKER_CERT_PATH": str(bundle)})
+    assert material.key.origin == str(bundle / "key.pem")
+
+
+def test_cert_dir_names_a_relative_directory_that_exists(bundle, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(bundle.parent)
+    material = tls.load_material(bundle.name, {})
+    assert material.key.origin == os.path.join(bundle.name, "key.pem")
+    with pytest.raises(ConfigError) as err:
+        tls.load_material("no-such-certs", {})
+    assert str(err.value) == "--cert-dir: not the path of a directory holding ca.pem, cert.pem and key.pem"
+    with pytest.raises(ConfigError) as err:
+        tls.load_material(str(tmp_path / "nope"), {})
+    assert str(err.value) == f"--cert-dir: {tmp_path / 'nope'} is not a directory holding ca.pem, cert.pem and key.pem"
+
+
+def test_any_string_gives_a_config_error_that_quotes_none_of_it(bundle) -> None:
+    for value in ("\ud800lone surrogate", "nul\x00inside", "/tmp/nul\x00inside", "\udcff" * 5000, "=" * 64):
+        env = pem_env(bundle) | {"AUTO_DOCKER_CERT": value}
+        with pytest.raises(ConfigError) as err:
+            tls.load_material(None, env)
+        assert str(err.value).startswith("AUTO_DOCKER_CERT: neither PEM text, base64 of PEM, nor a readable file")
