@@ -10,7 +10,7 @@ EXAMPLE_FILES = [
 
 def main() -> None:
     """Remove what example_resource=no does not need (the project directory is the working directory)."""
-    if "{{ cookiecutter.example_resource }}" != "yes":
+    if {{ cookiecutter.example_resource | py_str(4) }} != "yes":
         for name in EXAMPLE_FILES:
             Path(name).unlink(missing_ok=True)
 

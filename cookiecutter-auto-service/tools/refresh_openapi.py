@@ -73,7 +73,7 @@ def template_text() -> str:
         f'\n    "description": "{DESCRIPTION}",',
         '{% if cookiecutter.description %}\n    "description": {{ cookiecutter.description | tojson }},{% endif %}',
     )
-    text = text.replace(f'"version": "{VERSION}"', '"version": "{{ cookiecutter.api_version }}"')
+    text = text.replace(f'"version": "{VERSION}"', '"version": {{ cookiecutter.api_version | tojson }}')
     for sentinel in (TITLE, DESCRIPTION, VERSION, "refresh-"):
         if sentinel in text:
             raise SystemExit(f"{sentinel!r} is still in the template: the generated document uses it somewhere new")

@@ -11,6 +11,7 @@ Needs PyPI (the shared virtualenv) and git (cruft); without them the tests skip,
 
 from __future__ import annotations
 
+import ast
 import configparser
 import json
 import os
@@ -18,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ import pytest
 import yaml
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
+from markdown_it import MarkdownIt
 
 from docgen.manifest import load_descriptor
 from tests.support import unavailable
@@ -265,6 +268,206 @@ def test_bad_answer_on_the_command_line(tmp_path: Path) -> None:
         "Error: api_version '2' is not valid: use 'v' and a number (e.g. v1); nothing was generated."
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+# --- answers: refused with one line, or written into every file as a literal of its language -------------------
+
+PRINTABLE_ONLY = "use printable characters only (no line breaks, tabs or other control or invisible characters)"
+REFUSED = [
+    ({"service_slug": "orders\n"}, "service_slug 'orders\\n' is not valid: it holds '\\n'; " + PRINTABLE_ONLY),
+    ({"api_version": "v1\n"}, "api_version 'v1\\n' is not valid: it holds '\\n'"),
+    ({"service_name": "Orders\nall:\n\techo pwned"}, "service_name 'Orders\\nall:\\n\\techo pwned' is not valid"),
+    ({"description": 'x"""\n__import__("os").system("id")\n"""'}, 'description \'x"""\\n__import__'),
+    ({"owner": "Team\x1b[31m"}, "owner 'Team\\x1b[31m' is not valid: it holds '\\x1b'"),
+    ({"description": "reversed \u202e txt"}, "description 'reversed \\u202e txt' is not valid: it holds '\\u202e'"),
+    ({"service_name": "  ", "service_slug": "blank"}, "service_name '  ' is not valid: give the service a title"),
+    ({"service_name": " "}, "service_name ' ' is not valid: give the service a title"),
+    ({"service_slug": "no"}, "service_slug 'no' reads as a YAML boolean or null"),
+    ({"port": "８０８０"}, "port '８０８０' is not valid: use a number from 1024 to 65535 in ASCII digits"),
+    ({"port": "65536"}, "port '65536' is not valid"),
+    ({"port": "08080"}, "port '08080' is not valid"),
+    ({"port": "8080\n"}, "port '8080\\n' is not valid"),
+    ({"example_resource": "maybe"}, "example_resource 'maybe' is not valid: use yes or no"),
+    ({"docs_url": "http://docs.example.com"}, "docs_url 'http://docs.example.com' is not valid: use an https:// URL"),
+    ({"docs_url": "https://docs.example.com/a b"}, "docs_url 'https://docs.example.com/a b' is not valid"),
+    ({"docs_url": 'https://docs.example.com/x"\n    evil: 1'}, "docs_url 'https://docs.example.com/x\"\\n    evil: 1'"),
+    ({"docs_url": 'https://docs.example.com/x" # evil'}, "docs_url 'https://docs.example.com/x\" # evil' is not"),
+    ({"docs_url": "https://docs.example.com/${IMAGE}"}, "docs_url 'https://docs.example.com/${IMAGE}' is not"),
+    ({"docs_url": "https://docs.example.com/?q=1"}, "docs_url 'https://docs.example.com/?q=1' is not valid"),
+    ({"docs_url": "https://docs.example.com\n"}, "docs_url 'https://docs.example.com\\n' is not valid"),
+    ({"docs_url": "https://"}, "docs_url 'https://' is not valid"),
+]
+
+
+@pytest.mark.parametrize(("answers", "words"), REFUSED)
+def test_unsafe_answers_are_refused(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], answers: dict[str, str], words: str
+) -> None:
+    """Full-match checks, no control characters, ASCII ports, https docs_url: one printable line, nothing on disk."""
+    capfd.readouterr()
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, **answers)
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("Error: ") and words in err[0], err[0]
+    assert err[0].endswith("; nothing was generated.") and err[0].isprintable(), err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "line"),
+    [
+        ("service_slug=orders\n", f"service_slug 'orders\\n' is not valid: it holds '\\n'; {PRINTABLE_ONLY}"),
+        ("api_version=v1\n", f"api_version 'v1\\n' is not valid: it holds '\\n'; {PRINTABLE_ONLY}"),
+        ("service_name=Orders\nall:\n\techo pwned", "service_name 'Orders\\nall:\\n\\techo pwned' is not valid: it "),
+        ("port=８０８０", "port '８０８０' is not valid: use a number from 1024 to 65535 in ASCII digits (e.g. 8080)"),
+        ("example_resource=maybe", "example_resource 'maybe' is not valid: use yes or no"),
+        ('docs_url=https://x.example.com/a"\n  evil: 1', "docs_url 'https://x.example.com/a\"\\n  evil: 1' is not "),
+        ("docs_url=ftp://x.example.com", "docs_url 'ftp://x.example.com' is not valid: use an https:// URL of a host"),
+    ],
+)
+def test_refusal_by_the_cookiecutter_command(tmp_path: Path, answer: str, line: str) -> None:
+    """The real `cookiecutter --no-input TEMPLATE key=value`: exit 1, stderr is our one line, no traceback there.
+
+    (cookiecutter itself still logs "Stopping generation because pre_gen_project hook script didn't exit
+    successfully", a traceback and "Hook script failed (exit status: 1)" on stdout: a template cannot stop that.)
+    """
+    executable = Path(sys.executable).parent / "cookiecutter"
+    if not executable.exists():
+        unavailable("the cookiecutter command is not installed next to this Python")
+    out = tmp_path / "out"
+    command = [str(executable), "--no-input", "-o", str(out), str(TEMPLATE), answer]
+    result = subprocess.run(
+        command, cwd=tmp_path, env=clean_env(), capture_output=True, encoding="utf-8", timeout=TIMEOUT, check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    (only,) = result.stderr.strip().splitlines()
+    assert only.startswith(f"Error: {line}") and only.endswith("; nothing was generated."), only
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+HOSTILE = {
+    "service_name": 'Evil "Orders" \\ #1 `x` <b>&amp; $HOME',
+    "service_slug": "evil-orders",
+    "api_version": "v3",
+    "port": "9191",
+    "example_resource": "yes",
+    "description": (
+        '- """; __import__("os").system("touch PWNED"); """ \'\'\' \\ "q" \\n key: value # [link](x.md) *em* _u_ '
+        "<b>b</b> &amp; $(id) ${IMAGE} {role}`x` 😀 ８０８０ 日本語 ünïcödé" + " and a long tail" * 8
+    ),
+    "owner": "Team \"Ledger\" \\ <ops@example.com> # 'x' {y}",
+    "docs_url": "https://docs.example.com:8443/a_b/c~d%20e+f/",
+}
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bake whose free-text answers hold every kind of quote, escape and markup (all of them allowed)."""
+    return bake(tmp_path_factory.mktemp("hostile"), **HOSTILE)
+
+
+def literal_assignments(path: Path) -> dict[str, Any]:
+    """``NAME = <literal>`` statements of a Python file, evaluated as literals (the file is only parsed)."""
+    values = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return values
+
+
+def docstring(path: Path) -> str | None:
+    """The module docstring of a Python file, as written."""
+    return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")), clean=False)
+
+
+def markdown_blocks(path: Path) -> list[str]:
+    """The inline text of each heading and paragraph of a Markdown file, as markdown-it (CommonMark) reads it."""
+    tokens = MarkdownIt("commonmark").parse(path.read_text(encoding="utf-8"))
+    return ["".join(child.content for child in t.children or []) for t in tokens if t.type == "inline"]
+
+
+def test_hostile_answers_are_literals_in_every_file(hostile: Path, tmp_path: Path) -> None:
+    """Python, TOML, YAML, JSON and Markdown all read back exactly the answers; nothing is executed."""
+    name, description, owner = HOSTILE["service_name"], HOSTILE["description"], HOSTILE["owner"]
+    for source in hostile.rglob("*.py"):
+        compile(source.read_text(encoding="utf-8"), str(source), "exec")
+    package = hostile / "evil_orders"
+    assert docstring(package / "__init__.py") == f"{name}: {description}"
+    assert literal_assignments(package / "__init__.py") == {
+        "SERVICE": "evil-orders",
+        "API_VERSION": "v3",
+        "__version__": "0.1.0",
+    }
+    app = literal_assignments(package / "app.py")
+    assert (app["TITLE"], app["DESCRIPTION"]) == (name, description)
+    conf = literal_assignments(hostile / "docs" / "conf.py")
+    assert (conf["project"], conf["author"], conf["release"]) == (name, owner, "v3")
+    code = "import json, evil_orders as p, evil_orders.app as a; print(json.dumps([p.__doc__, a.TITLE, a.DESCRIPTION]))"
+    imported = run([sys.executable, "-c", code], cwd=tmp_path, env=clean_env(PYTHONPATH=str(hostile)))
+    assert imported.returncode == 0, imported.stderr
+    assert json.loads(imported.stdout) == [f"{name}: {description}", name, description]
+    assert not list(tmp_path.rglob("PWNED")) and not list(hostile.rglob("PWNED"))
+
+    project = tomllib.loads((hostile / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert (project["name"], project["description"], project["authors"]) == (
+        "evil-orders",
+        description,
+        [{"name": owner}],
+    )
+    descriptor = yaml.safe_load((hostile / "auto-service.yml").read_text(encoding="utf-8"))
+    assert (descriptor["name"], descriptor["version"], descriptor["title"]) == ("evil-orders", "v3", name)
+    assert load_descriptor(hostile / "auto-service.yml").title == name
+    stack = yaml.safe_load((hostile / "docker-stack.yml").read_text(encoding="utf-8"))
+    (service,) = stack["services"].values()
+    assert service["deploy"]["labels"] == {
+        "auto.docs.version": "v3",
+        "auto.docs.spec": "https://docs.example.com:8443/a_b/c~d%20e+f/openapi.json",
+    }
+    assert service["environment"] == {"PORT": "9191"}
+    spec = json.loads((hostile / "openapi.json").read_text(encoding="utf-8"))
+    assert spec["info"] == {"title": name, "description": description, "version": "v3"}
+
+    for page in (hostile / "README.md", hostile / "docs" / "index.md"):
+        blocks = markdown_blocks(page)
+        assert blocks[0] in (name, f"{name} (v3)"), blocks[0]
+        assert blocks[1] == description, blocks[1]
+        assert f"wned by {owner}." in blocks[2], blocks[2]
+
+
+def test_no_answer_text_reaches_the_makefile(hostile: Path, tmp_path: Path) -> None:
+    """The Makefile depends only on the validated slug, package and port: free text never reaches make."""
+    plain = bake(tmp_path, service_slug=HOSTILE["service_slug"], port=HOSTILE["port"])
+    assert (hostile / "Makefile").read_text() == (plain / "Makefile").read_text()
+    if shutil.which("make"):
+        result = run(["make", "-n", "help"], cwd=hostile)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("env_name", TOX_ENVS)
+def test_hostile_bake_passes_its_checks(hostile: Path, service_venv: Path, env_name: str) -> None:
+    """lint (line length, with a long description of wide characters), test, docs (-W) and spec all pass."""
+    env = clean_env(PATH=f"{service_venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    for command in tox_commands(hostile, env_name):
+        result = run(command, cwd=hostile, env=env)
+        assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout[-4000:]}{result.stderr[-4000:]}"
+    assert not list(hostile.rglob("PWNED"))
+
+
+@pytest.mark.parametrize("text", ['"', '"""', "'''", "\\", 'ends with \\"', "x\\", "a # b: c - d"])
+def test_quotes_in_free_text_answers(tmp_path: Path, text: str) -> None:
+    """The tester's cases: a quote or triple quote in description, name or owner still makes valid files."""
+    project = bake(tmp_path, service_slug="quotes", description=text, service_name=f"Q {text}", owner=text)
+    package = project / "quotes"
+    assert docstring(package / "__init__.py") == f"Q {text}: {text}"
+    assert literal_assignments(package / "app.py")["DESCRIPTION"] == text
+    assert literal_assignments(project / "docs" / "conf.py")["author"] == text
+    assert tomllib.loads((project / "pyproject.toml").read_text())["project"]["description"] == text
+    assert yaml.safe_load((project / "auto-service.yml").read_text())["title"] == f"Q {text}"
 
 
 def test_template_openapi_is_current() -> None:

@@ -1,8 +1,8 @@
 """Sphinx configuration: Markdown pages through myst-parser; `make docs` builds with -W (warnings fail)."""
 
-project = {{ cookiecutter.service_name | tojson }}
-author = {{ cookiecutter.owner | tojson }}
-release = "{{ cookiecutter.api_version }}"
+project = {{ cookiecutter.service_name | py_str }}
+author = {{ cookiecutter.owner | py_str }}
+release = {{ cookiecutter.api_version | py_str }}
 
 extensions = ["myst_parser"]
 source_suffix = {".md": "markdown"}

@@ -1,5 +1,5 @@
-"""{{ cookiecutter.service_name }}: {{ cookiecutter.description }}"""
+{{ (cookiecutter.service_name ~ ((': ' ~ cookiecutter.description) if cookiecutter.description else '')) | py_str }}
 
-SERVICE = "{{ cookiecutter.service_slug }}"
-API_VERSION = "{{ cookiecutter.api_version }}"
+SERVICE = {{ cookiecutter.service_slug | py_str }}
+API_VERSION = {{ cookiecutter.api_version | py_str }}
 __version__ = "0.1.0"

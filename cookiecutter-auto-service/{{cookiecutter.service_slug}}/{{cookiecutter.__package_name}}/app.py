@@ -19,8 +19,8 @@ from .api import Problem, problems, router
 from .controller import Controller
 from .exceptions import ApiError, MalformedRequest
 
-TITLE = {{ cookiecutter.service_name | tojson }}
-DESCRIPTION = {{ cookiecutter.description | tojson }}
+TITLE = {{ cookiecutter.service_name | py_str }}
+DESCRIPTION = {{ cookiecutter.description | py_str }}
 PROBLEM_JSON = "application/problem+json"
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ def render(spec: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Write, check or print the document."""
     parser = argparse.ArgumentParser(
-        prog="python -m {{ cookiecutter.__package_name }}.openapi",
+        prog={{ ('python -m ' ~ cookiecutter.__package_name ~ '.openapi') | py_str(8) }},
         description="Export the OpenAPI document, or check the committed one.",
     )
     mode = parser.add_mutually_exclusive_group()

@@ -25,7 +25,7 @@ def base_url() -> Iterator[str]:
     """Start the service (``python -m <package>``), wait until /health answers; stop it afterwards."""
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
-    command = [sys.executable, "-m", "{{ cookiecutter.__package_name }}"]
+    command = [sys.executable, "-m", {{ cookiecutter.__package_name | py_str(4) }}]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:

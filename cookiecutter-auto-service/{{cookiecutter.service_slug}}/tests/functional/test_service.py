@@ -20,8 +20,8 @@ def test_health(http: httpx.Client) -> None:
 def test_openapi_is_served(http: httpx.Client) -> None:
     """The running service serves the same OpenAPI document the repository commits."""
     spec = http.get("/openapi.json").json()
-    assert spec["info"]["title"] == {{ cookiecutter.service_name | tojson }}
-    assert spec["info"]["version"] == "{{ cookiecutter.api_version }}"
+    assert spec["info"]["title"] == {{ cookiecutter.service_name | py_str(4) }}
+    assert spec["info"]["version"] == {{ cookiecutter.api_version | py_str(4) }}
     assert "/health" in spec["paths"]
 
 
@@ -33,6 +33,6 @@ def test_unknown_route_is_404(http: httpx.Client) -> None:
 def test_docker_healthcheck_command(base_url: str) -> None:
     """The Dockerfile's HEALTHCHECK command passes against the running service, and fails on a dead port."""
     port = str(urlsplit(base_url).port)
-    command = [sys.executable, "-m", "{{ cookiecutter.__package_name }}.healthcheck"]
+    command = [sys.executable, "-m", {{ (cookiecutter.__package_name ~ ".healthcheck") | py_str(4) }}]
     assert subprocess.run(command, env={**os.environ, "PORT": port}, check=False).returncode == 0
     assert subprocess.run(command, env={**os.environ, "PORT": "1"}, check=False).returncode == 1
