@@ -3,6 +3,11 @@
 A CI/CD component file is two YAML documents: the ``spec:`` header, ``---``, then the body.
 :func:`load_pipeline` returns ``(spec or None, body)``; :func:`resolve_references` replaces each
 ``!reference [job, key, ...]`` by the value it names, as GitLab does after merging includes.
+
+Expansion has budgets of its own, because a reference is a copy, not a pointer: a 2 KB file of lists of
+references to lists of references stands for billions of nodes once expanded (the loader's alias budget
+cannot see it: ``!reference`` is resolved after loading). Past a budget, :func:`resolve_references`
+raises a one-line ``PipelinesConfigError`` naming it, before the copy is built.
 """
 
 from __future__ import annotations
@@ -16,10 +21,17 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import ScalarNode, SequenceNode
 
 from autocore.errors import ToolkitError
-from autocore.loading import StrictYAMLLoader, load_yaml_documents, yaml_problem
+from autocore.loading import DEFAULT_BUDGET, StrictYAMLLoader, load_yaml_documents, yaml_problem
 from pipelines.errors import PipelinesConfigError
 
 _MAX_REFERENCE_DEPTH = 10  # GitLab's own limit on nested !reference tags
+# Nodes (mappings, lists, scalars) that reference expansion may add to a file. Linting costs some 20 us a node,
+# so the worst file under this budget lints in seconds; real files add a few thousand (100 jobs that each
+# reference a 20-rule list add 6,000).
+MAX_REFERENCE_NODES = 200_000
+# The expanded file may be no deeper than a loaded one may be: deeper, and lint's recursive walks (and the
+# schema validator's) would run out of stack instead of answering.
+MAX_RESOLVED_DEPTH = DEFAULT_BUDGET.max_depth
 
 
 @dataclass(frozen=True)
@@ -120,28 +132,54 @@ def _lookup(body: dict[str, Any], parts: tuple[str, ...]) -> tuple[bool, Any, st
     return True, node, ""
 
 
-def resolve_references(body: dict[str, Any]) -> tuple[dict[str, Any], list[Unresolved]]:
+def resolve_references(
+    body: dict[str, Any],
+    source: str = "<pipeline>",
+    *,
+    max_nodes: int = MAX_REFERENCE_NODES,
+    max_depth: int = MAX_RESOLVED_DEPTH,
+) -> tuple[dict[str, Any], list[Unresolved]]:
     """A copy of ``body`` with every resolvable ``!reference`` replaced by its value (nested ones too).
 
     References that name a missing job or key stay :class:`Reference` objects and are returned as
-    :class:`Unresolved`, with where they are.
+    :class:`Unresolved`, with where they are. Raises ``PipelinesConfigError`` (one line, naming ``source`` and
+    the budget) when expansion would add more than ``max_nodes`` nodes or nest deeper than ``max_depth``: the
+    count is kept while copying, so a hostile file costs at most ``max_nodes`` steps, never its full expansion.
     """
     unresolved: list[Unresolved] = []
+    added = 0
 
-    def resolve(node: Any, where: tuple[Any, ...], depth: int) -> Any:
+    def count() -> None:
+        nonlocal added
+        added += 1
+        if added > max_nodes:
+            raise PipelinesConfigError(
+                f"{source}: its !reference tags expand to more than {max_nodes} nodes, "
+                f"over the reference expansion budget of {max_nodes}: refused unlinted"
+            )
+
+    def resolve(node: Any, where: tuple[Any, ...], references: int, level: int) -> Any:
+        # ``references``: !reference tags followed to get here (GitLab's limit); ``level``: nesting in the copy.
         if isinstance(node, Reference):
-            if depth >= _MAX_REFERENCE_DEPTH:
+            if references >= _MAX_REFERENCE_DEPTH:
                 unresolved.append(Unresolved(where, node, f"nested deeper than {_MAX_REFERENCE_DEPTH} levels"))
                 return node
             found, value, reason = _lookup(body, node.parts)
             if not found:
                 unresolved.append(Unresolved(where, node, reason))
                 return node
-            return resolve(value, where, depth + 1)
-        if isinstance(node, dict):
-            return {key: resolve(value, (*where, key), depth) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(value, (*where, index), depth) for index, value in enumerate(node)]
+            return resolve(value, where, references + 1, level)
+        if references:
+            count()  # a node that only exists because a reference copied it
+        if isinstance(node, dict | list):
+            if level >= max_depth:
+                raise PipelinesConfigError(
+                    f"{source}: nested deeper than {max_depth} levels once its !reference tags are expanded, "
+                    f"over the nesting depth budget of {max_depth}: refused unlinted"
+                )
+            if isinstance(node, dict):
+                return {key: resolve(value, (*where, key), references, level + 1) for key, value in node.items()}
+            return [resolve(value, (*where, index), references, level + 1) for index, value in enumerate(node)]
         return node
 
-    return resolve(body, (), 0), unresolved
+    return resolve(body, (), 0, 0), unresolved

@@ -6,6 +6,12 @@ regex; required ones given) → render in memory (Jinja2, ``templates/service-pi
 result twice (as written, and with every component expanded in place, so stages and jobs are checked as
 GitLab will see them) → write atomically, and only if all of that passed.
 
+No value decides the rendered file's structure: every input value, input name and stage is emitted as one
+YAML scalar (plain where that reads back as the same string to PyYAML and to GitLab's Psych, quoted where not:
+single-quoted as PyYAML would, or double-quoted with escapes when it holds a line break or another control
+character), and the rendered text is read back and compared with what was meant before anything is written.
+A stage, the component path, the version and the descriptor's path may hold no control character at all.
+
 A descriptor's section (every key optional)::
 
     pipeline:
@@ -19,8 +25,10 @@ A descriptor's section (every key optional)::
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +36,15 @@ from typing import Any
 
 import yaml
 
+from autocore.errors import ToolkitError
 from autocore.files import write_atomic
 from autocore.issues import SEVERITY_ERROR, Issue
-from autocore.loading import StrictYAMLLoader, yaml_problem
+from autocore.loading import load_yaml, yaml_problem
+from autocore.names import has_control, is_valid
 from pipelines.errors import PipelinesConfigError
 from pipelines.gitlab_yaml import load_pipeline, parse_pipeline
-from pipelines.lint import lint_document
-from pipelines.locations import DEFAULT_COMPONENT_PATH, TEMPLATES_DIR
+from pipelines.lint import GitLabRegexError, gitlab_regex, lint_document, re2_compile, regex_search
+from pipelines.locations import DEFAULT_COMPONENT_PATH, TEMPLATES_DIR, check_component_path
 
 PIPELINE_TEMPLATE = "service-pipeline.yml.j2"
 DEFAULT_COMPONENTS = ("build", "test", "deploy-staging", "pages")
@@ -42,8 +52,11 @@ DEFAULT_VERSION = "1"
 # Stages in pipeline order; a component whose stage input names another stage goes after these.
 STAGE_ORDER = ("build", "test", "deploy", "pages")
 PIPELINE_KEYS = {"version", "components", "inputs"}
-_VERSION = re.compile(r"^(~latest|[0-9]+(\.[0-9]+){0,2}|[0-9a-f]{40})$")
-_INTERPOLATION = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_.-]+)\s*(\|[^\]]*)?\]\]")
+_VERSION = re.compile(r"~latest|[0-9]+(\.[0-9]+){0,2}|[0-9a-f]{40}")  # matched whole (is_valid)
+# A component's name is its file's: it is written unquoted into ``component: PATH/NAME@VERSION``.
+_COMPONENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# On RE2, like lint's scanner: with Python's re, each ``$[[`` start would scan the rest of the text.
+_INTERPOLATION = re2_compile(r"\$\[\[[\t\n\v\f\r ]*inputs\.([A-Za-z0-9_.-]+)[\t\n\v\f\r ]*(\|[^\]]*)?\]\]")
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,10 @@ def load_components(templates_dir: str | Path = TEMPLATES_DIR) -> dict[str, Comp
         spec, body = load_pipeline(path)
         if spec is None:
             continue
+        if not is_valid(_COMPONENT_NAME, path.stem):
+            raise PipelinesConfigError(
+                f"{path}: {path.stem!r} is not a component name GitLab accepts (letters, digits, _ . -)"
+            )
         inputs = spec.get("inputs") if isinstance(spec.get("inputs"), dict) else {}
         components[path.stem] = Component(
             path.stem, {k: v if isinstance(v, dict) else {} for k, v in inputs.items()}, body
@@ -112,7 +129,9 @@ def load_descriptor(path: str | Path) -> tuple[str, dict[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise PipelinesConfigError(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        raw = yaml.load(text, Loader=StrictYAMLLoader)  # noqa: S506 - a SafeLoader
+        raw = load_yaml(text, source)  # strict, and within the loader's budgets (an alias bomb is refused)
+    except ToolkitError as exc:  # past a budget, or a number that is not finite
+        raise PipelinesConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise PipelinesConfigError(yaml_problem(exc, source)) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
@@ -160,16 +179,38 @@ def coerce_input(component: str, name: str, declared: Mapping[str, Any], value: 
     }.get(kind, False)
     if not ok:
         raise PipelinesConfigError(f"{where}: {value!r} is not a {kind}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PipelinesConfigError(f"{where}: {value!r} is not a finite number")
+    if not _utf8(value):
+        # A command-line byte that is not UTF-8 arrives as a lone surrogate: no file could hold it.
+        raise PipelinesConfigError(f"{where}: {value!r} is not UTF-8 text")
     options = declared.get("options")
     if isinstance(options, list) and value not in options:
         shown = ", ".join(str(o) for o in options)
         raise PipelinesConfigError(f"{where}: {value!r} is not one of its options ({shown})")
     regex = declared.get("regex")
     if isinstance(regex, str) and isinstance(value, str):
-        pattern = regex[1:-1] if len(regex) > 1 and regex.startswith("/") and regex.endswith("/") else regex
-        if not re.search(pattern, value):
+        try:
+            compiled = gitlab_regex(regex)  # RE2, as GitLab matches it: linear time, no backtracking
+        except GitLabRegexError as exc:
+            raise PipelinesConfigError(f"{where}: its regex {regex!r} {exc.reason}") from None
+        if not regex_search(compiled, value):
             raise PipelinesConfigError(f"{where}: {value!r} does not match {regex}")
     return value
+
+
+def _utf8(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(_utf8(v) for v in value)
+    if isinstance(value, dict):
+        return all(_utf8(k) and _utf8(v) for k, v in value.items())
+    return True
 
 
 def _stage_of(component: Component, inputs: Mapping[str, Any]) -> str:
@@ -237,7 +278,13 @@ def choose(
                     f"descriptor or pass --input {name}.{key}=VALUE"
                 )
         ordered = {key: values[key] for key in declared if key in values}  # spec order: a stable file
-        chosen.append(ChosenComponent(name, ordered, _stage_of(available[name], values)))
+        stage = _stage_of(available[name], values)
+        if has_control(stage):
+            # A stage is a name: in stages: and in each job's stage:, where a line break starts another key.
+            raise PipelinesConfigError(
+                f"component {name}: stage {stage!r} holds a control character; GitLab expects a stage name"
+            )
+        chosen.append(ChosenComponent(name, ordered, stage))
     return chosen
 
 
@@ -254,14 +301,79 @@ def stages_of(chosen: Sequence[ChosenComponent]) -> list[str]:
 # --------------------------------------------------------------------------- render
 
 
-def _yaml_value(value: Any) -> str:
-    """One YAML scalar or flow sequence, quoted when plain text would change meaning."""
+# Characters a scalar never carries as themselves: C0/C1 controls, DEL, YAML's other line breaks (NEL, LS, PS),
+# the invisible ones that change how the text around them reads (zero-width, bidi overrides), the BOM,
+# surrogates and the two non-characters YAML refuses in a stream.
+_ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff\ufffe\uffff]")
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+# Plain text that GitLab's YAML (Ruby's Psych, YAML 1.1 with extras) reads as something else than PyYAML does:
+# ``:name`` is a Symbol; Psych's numbers may hold commas (``1,000`` is 1000) and start sexagesimals with 0
+# (``0:30`` is 30); its booleans, null and .inf/.nan ignore case (``yEs`` is true).
+_PSYCH_SYMBOL = re.compile(r":.+", re.DOTALL)
+_PSYCH_NUMBER = re.compile(r"[-+]?[0-9.][0-9a-fA-FxXbB_,.:eE+-]*")
+_PSYCH_WORD = re.compile(r"yes|no|true|false|on|off|null|[-+]?\.inf|\.nan", re.IGNORECASE)
+
+
+def _psych_reads_otherwise(plain: str) -> bool:
+    """Whether GitLab would read this plain scalar, which PyYAML reads as the string itself, as another type."""
+    if _PSYCH_SYMBOL.fullmatch(plain) or _PSYCH_WORD.fullmatch(plain):
+        return True
+    return ("," in plain or ":" in plain) and _PSYCH_NUMBER.fullmatch(plain) is not None
+
+
+def _double_quoted(text: str) -> str:
+    """``text`` as a one-line double-quoted YAML scalar: every character that could end a line, or hide, escaped."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in _SHORT_ESCAPES:
+            return _SHORT_ESCAPES[char]
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return '"' + re.sub(r'[\\"]|' + _ESCAPED.pattern, escape, text) + '"'
+
+
+def _dump(value: Any) -> str:
     return (
-        yaml.safe_dump(value, default_flow_style=True, width=1000, allow_unicode=True)
-        .strip()
-        .removesuffix("...")
-        .strip()
+        yaml.safe_dump(value, default_flow_style=True, width=sys.maxsize, allow_unicode=True)
+        .removesuffix("\n")
+        .removesuffix("\n...")
     )
+
+
+def _yaml_scalar(value: Any, *, flow: bool = False) -> str:
+    """``value`` as one YAML node on one line, in block context (a mapping value, a list item, a key) or in a
+    flow collection (``flow``). PyYAML's own spelling is kept where it is safe, so that files rendered before
+    stay byte-identical: plain when that reads back as the same string, else PyYAML's single quotes."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_yaml_scalar(v, flow=True) for v in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{_yaml_scalar(k, flow=True)}: {_yaml_scalar(v, flow=True)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if not isinstance(value, str):
+        return _dump(value)  # null, a boolean, a number: PyYAML's spelling is YAML's
+    if _ESCAPED.search(value):
+        return _double_quoted(value)
+    dumped = _dump([value])[1:-1] if flow else _dump(value)
+    if "\n" in dumped:  # PyYAML folds long or multi-line text over several lines: not here
+        return _double_quoted(value)
+    if dumped == value and _psych_reads_otherwise(value):
+        return _double_quoted(value)
+    return dumped
+
+
+def _yaml_value(value: Any) -> str:
+    """One YAML scalar or flow collection on one line: an input's value in ``include: inputs:``."""
+    return _yaml_scalar(value)
+
+
+@dataclass(frozen=True)
+class _TemplateComponent:
+    """A chosen component as the template sees it: input names already spelled as YAML keys."""
+
+    name: str
+    inputs: dict[str, Any]
 
 
 def render_text(
@@ -286,13 +398,36 @@ def render_text(
         template = environment.get_template(PIPELINE_TEMPLATE)
     except jinja2.TemplateNotFound:
         raise PipelinesConfigError(f"{templates_dir}: no {PIPELINE_TEMPLATE}; pass --templates DIR") from None
+    # The template writes these as they come: each is spelled as one YAML scalar here, never by a value.
+    components = [_TemplateComponent(c.name, {_yaml_scalar(k): v for k, v in c.inputs.items()}) for c in chosen]
     return template.render(
-        components=chosen,
-        stages=stages_of(chosen),
+        components=components,
+        stages=[_yaml_scalar(stage) for stage in stages_of(chosen)],
         descriptor=descriptor,
         version=version,
         component_path=component_path,
     )
+
+
+def _check_read_back(
+    text: str, label: str, chosen: Sequence[ChosenComponent], *, version: str, component_path: str
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Parse the rendered ``text`` and refuse it unless its includes and stages are exactly the ones meant.
+
+    A value that broke out of its scalar would have been cut short where it did, so comparing every value read
+    back with the one given proves that no value changed the file's structure. Returns the parse, for lint.
+    """
+    spec, body = parse_pipeline(text, label)
+    meant_include = [
+        {"component": f"{component_path}/{c.name}@{version}", **({"inputs": dict(c.inputs)} if c.inputs else {})}
+        for c in chosen
+    ]
+    for key, meant in (("include", meant_include), ("stages", stages_of(chosen))):
+        if body.get(key) != meant:
+            raise PipelinesConfigError(
+                f"{label}: its {key}: does not read back as rendered (a value changed the YAML): nothing written"
+            )
+    return spec, body
 
 
 def _interpolate(node: Any, inputs: Mapping[str, Any], component: str) -> Any:
@@ -343,14 +478,18 @@ def render(
     """Load, validate, render and lint; writes nothing. ``out`` only decides relative paths in the file."""
     service, section = load_descriptor(descriptor)
     chosen_version = version if version is not None else str(section.get("version", DEFAULT_VERSION))
-    if not _VERSION.match(chosen_version):
+    if not is_valid(_VERSION, chosen_version):
         raise PipelinesConfigError(
             f"component version {chosen_version!r}: use a release (1, 1.2, 1.2.3), ~latest or a commit SHA"
         )
+    check_component_path(component_path)
     available = load_components(templates_dir)
     # Paths in the file are relative to where it lives: beside the descriptor unless --out says otherwise.
     out_dir = Path(out).resolve().parent if out not in (None, "-") else Path(descriptor).resolve().parent
     descriptor_name = Path(os.path.relpath(Path(descriptor).resolve(), out_dir)).as_posix()
+    if has_control(descriptor_name):
+        # It is written into the file's first comment line, where a line break would start YAML of its own.
+        raise PipelinesConfigError(f"descriptor path {descriptor_name!r}: holds a control character; rename it")
     chosen = choose(
         available,
         service,
@@ -368,7 +507,7 @@ def render(
         templates_dir=templates_dir,
     )
     label = str(out) if out not in (None, "-") else "<rendered>"
-    spec, body = parse_pipeline(text, label)
+    spec, body = _check_read_back(text, label, chosen, version=chosen_version, component_path=component_path)
     issues = lint_document(label, spec, body)
     stages = stages_of(chosen)
     issues += lint_document(f"{label} (components expanded)", None, expand(chosen, available, stages))

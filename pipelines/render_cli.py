@@ -42,7 +42,13 @@ def add_render_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="set one component input, over the descriptor's (repeatable)",
     )
     p.add_argument("--version", dest="component_version", help="the components' version to pin (default: 1)")
-    p.add_argument("--component-path", default=DEFAULT_COMPONENT_PATH, help=f"(default: {DEFAULT_COMPONENT_PATH})")
+    p.add_argument(
+        "--component-path",
+        default=DEFAULT_COMPONENT_PATH,
+        metavar="HOST/GROUP/PROJECT",
+        help=f"where GitLab finds the components; the host a domain name or $CI_SERVER_FQDN "
+        f"(default: {DEFAULT_COMPONENT_PATH})",
+    )
     p.add_argument("--templates", default=str(TEMPLATES_DIR), help="the toolkit's templates/ directory")
     p.add_argument("--out", help="the file to write (default: .gitlab-ci.yml beside the descriptor; - for stdout)")
     mode = p.add_mutually_exclusive_group()

@@ -10,6 +10,13 @@ import pytest
 from tests.support import Lab, start_lab
 
 
+@pytest.fixture(autouse=True)
+def _outside_a_gitlab_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees the same output inside a GitLab job (the toolkit's own `unit` job) as outside one:
+    GITLAB_CI turns on collapsible log sections. A test about sections sets it itself."""
+    monkeypatch.delenv("GITLAB_CI", raising=False)
+
+
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     """Bring the lab up (idempotent) and hand out its environment; it stays up for later runs."""
