@@ -52,8 +52,9 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not lab and not system" tests
 
+# HYPOTHESIS_PROFILE=ci: the fuzz tests run their full count here (tests/fuzz/conftest.py).
 test: system $(STAMP) lint corpus gitlab-ci-local
-	$(BIN)/pytest tests
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest tests
 
 # The real-world specs (npm packages, pinned) for the docgen tests and benchmark.
 corpus: system $(STAMP)

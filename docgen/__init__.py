@@ -21,13 +21,15 @@ Modules, from the command line down:
 * ``sphinx_ext``: the Sphinx extension's entry point (what ``conf.py`` loads), registering the ``sphinx_*`` parts:
 * ``sphinx_directives``: the directives and transforms that render the portal's pages from its data files;
 * ``sphinx_api``: a service's API reference rendered as docutils nodes;
-* ``sphinx_sanitise``: the lock-down of untrusted Markdown (no raw HTML, scripts, remote loads, file insertion);
+* ``sphinx_sanitise``: the lock-down of untrusted Markdown (no raw HTML, scripts, remote loads, file insertion,
+  and a page nested too deep for docutils becomes a notice);
 * ``sphinx_navigation``: the sidebar's tree, and every page rewritten when it changed;
 * ``sphinx_blocks``: untrusted values as plain-text docutils nodes;
-* ``sources``: reading each service's docs and spec from local paths or over verified HTTPS;
+* ``sources``: reading each service's docs and spec from local paths or over verified HTTPS, within budgets;
 * ``validate``: offline validation of one spec, every problem reported as an issue;
 * ``scrub``: removing configured patterns (internal hosts, ...) from published Markdown and specs;
-* ``manifest``: the portal's input (``services.yml``, a service's ``auto-service.yml``), checked;
+* ``manifest``: the portal's input (``services.yml``, a service's ``auto-service.yml``), checked, its local paths
+  kept inside its folder;
 * ``yamlout``: fast block-style YAML for JSON data (the ``openapi.yaml`` download);
 * ``names``: what a service's name and version may be;
 * ``errors``: docgen's exceptions and the exit codes they map to.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docgen.convert import OPENAPI_VERSION, to_openapi31
-from docgen.names import SERVICE_NAME, SERVICE_VERSION
+from docgen.names import SERVICE_NAME, SERVICE_VERSION, valid_name, valid_version
 from docgen.validate import METHODS
 from docgen.walk import Walker, is_ref, plain_copy, pointer_tokens, to_pointer, unique_name
 
@@ -54,9 +54,9 @@ class ServiceSpec:
 
     def __post_init__(self) -> None:
         # Both end up in URLs, component names and operationIds: refuse anything else early.
-        if not isinstance(self.name, str) or not SERVICE_NAME.fullmatch(self.name):
+        if not valid_name(self.name):
             raise ValueError(f"service name {self.name!r} does not match {SERVICE_NAME.pattern}")
-        if not isinstance(self.version, str) or not SERVICE_VERSION.fullmatch(self.version):
+        if not valid_version(self.version):
             raise ValueError(
                 f"version {self.version!r} of service {self.name!r} does not match {SERVICE_VERSION.pattern}"
             )

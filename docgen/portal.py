@@ -336,6 +336,10 @@ def gather(
     for source, result in zip(sources, results, strict=True):
         result.docs, removals = scrub_markdown(source.entry.name, source.docs, manifest.scrub)
         result.removals += removals
+        if result.status != "quarantined":
+            # A quarantined service's problems are its reasons (shown already); otherwise docs that could not be
+            # read (refused, too large, too slow) would go unmentioned: the API is published, the pages are not.
+            result.warnings += [f"{source.entry.name}: {p}" for p in source.problems if p.startswith("docs not read")]
         if source.entry.docs is not None and not source.docs and not source.problems:
             result.warnings.append(f"{source.entry.name}: the docs folder holds no Markdown page")
     started = time.perf_counter()

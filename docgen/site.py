@@ -23,7 +23,7 @@ from typing import Any
 
 from docgen import yamlout
 from docgen.errors import EXIT_SITE_FAILED, SiteBuildError
-from docgen.names import SERVICE_NAME
+from docgen.names import RESERVED_NAMES, SERVICE_NAME, valid_name
 
 __all__ = [
     "EXIT_SITE_BUILD",
@@ -38,7 +38,6 @@ EXIT_SITE_BUILD = EXIT_SITE_FAILED  # the portal could not be built or published
 
 PAGE_SUFFIX = ".md"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
-RESERVED_NAMES = frozenset({"index"})  # api/index.md is the API landing page
 DATA_DIR = "_docgen"
 _UNSAFE_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
@@ -133,7 +132,7 @@ table.docgen-table p { margin: 0; }
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
+    if not valid_name(name):
         raise SiteBuildError(f"bad service name {name!r}: it must match {SERVICE_NAME.pattern}")
     if name in RESERVED_NAMES:
         raise SiteBuildError(f"bad service name {name!r}: reserved by the portal")

@@ -32,7 +32,7 @@ __all__ = ["SiteResult", "build_site", "write_sources"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Sphinx colours its warnings when the terminal does
 # Bump when the extension renders unchanged sources differently: the next build then runs Sphinx again.
-_STAMP_FORMAT = "docgen-site-1"
+_STAMP_FORMAT = "docgen-site-2"
 _STAMP = "built.json"  # in the work directory: what the last successful Sphinx build was made from
 _PUBLISH_RECORD = "published.json"  # in the work directory: html/'s files as they were last published
 _TOOLS = ("sphinx", "docutils", "myst_parser", "alabaster")  # what turns the sources into HTML

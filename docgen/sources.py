@@ -1,21 +1,31 @@
 """Read each service's docs and spec: from local paths or over verified HTTPS, never anything else.
 
-What can go wrong with one service (a missing file, a refused connection, an oversized answer, a
-hostile archive) is returned as a problem of that service, so that the portal is still built for the
-others. A URL is shown without its query string or user info (they may carry tokens).
+What can go wrong with one service (a missing file, a refused connection, an oversized or endless answer,
+a hostile archive, a path its manifest may not read) is returned as a problem of that service, so that the
+portal is still built for the others. Every read has budgets, named in the problem when exceeded: a spec's
+bytes, the docs' bytes and files, an archive's expanded bytes and members, and a fetch's wall time (a server
+that answers one byte at a time cannot hold the build). A URL is shown without its query string or user info
+(they may carry tokens).
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import os
 import posixpath
+import stat
 import tarfile
+import threading
+import time
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from docgen.manifest import ServiceEntry
@@ -26,7 +36,13 @@ if TYPE_CHECKING:
 MAX_SPEC_BYTES = 32 * 1024 * 1024
 MAX_DOCS_BYTES = 64 * 1024 * 1024
 MAX_DOC_FILES = 2000
-TIMEOUT = (5.0, 30.0)
+# An archive is read as a stream: everything in it counts, the members skipped too (a gzip of zeros expands a
+# thousandfold, and tarfile would hold a giant header in memory), and so does each member, however small.
+MAX_ARCHIVE_BYTES = 2 * MAX_DOCS_BYTES
+MAX_ARCHIVE_MEMBERS = 10 * MAX_DOC_FILES
+TIMEOUT = (5.0, 30.0)  # connect, and each read: a silent server is given up on
+FETCH_SECONDS = 120.0  # the whole of one fetch: a server that trickles its answer is given up on too
+_CHUNK = 65536
 DOC_SUFFIXES = frozenset({".md", ".png", ".jpg", ".jpeg", ".gif", ".webp"})
 
 
@@ -74,13 +90,50 @@ class Fetcher:
         return self._session
 
     def get(self, url: str, limit: int) -> bytes:
-        """The body of ``url``; raises SourceError with a one-line reason."""
+        """The body of ``url``, within ``limit`` bytes and :data:`FETCH_SECONDS`; raises SourceError (one line).
+
+        The request runs in a daemon thread that is waited for at most :data:`FETCH_SECONDS`: the read timeout
+        bounds each silence, not the whole (headers or a body sent a byte at a time would never end), and a
+        thread left behind must not keep the command from exiting. It stops reading at the deadline itself.
+        """
         if not url.startswith("https://"):
             raise SourceError(f"{shown_url(url)}: only https:// URLs are fetched")
+        budget = FETCH_SECONDS
+        deadline = time.monotonic() + budget
+        outcome: list[bytes | Exception] = []
+
+        def fetch() -> None:
+            try:
+                outcome.append(self._get(url, limit, deadline, budget))
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting thread, which raises it
+                outcome.append(exc)
+
+        worker = threading.Thread(target=fetch, name=f"auto-docs fetch {shown_url(url)}", daemon=True)
+        worker.start()
+        worker.join(budget)
+        if not outcome:
+            raise SourceError(_too_slow(url, budget))
+        result = outcome[0]
+        if isinstance(result, SourceError):
+            raise result
+        if isinstance(result, Exception):  # whatever else the HTTP stack raises costs this service only
+            raise SourceError(f"{shown_url(url)}: {type(result).__name__}") from result
+        return result
+
+    def _get(self, url: str, limit: int, deadline: float, budget: float) -> bytes:
         import requests
+        import urllib3
 
         try:
-            with self.session.get(url, stream=True, timeout=TIMEOUT, verify=self.verify, allow_redirects=False) as r:
+            # identity: the body is counted as it arrives; a compressed answer could expand past the budget.
+            with self.session.get(
+                url,
+                stream=True,
+                timeout=TIMEOUT,
+                verify=self.verify,
+                allow_redirects=False,
+                headers={"Accept-Encoding": "identity"},
+            ) as r:
                 if r.is_redirect:
                     raise SourceError(f"{shown_url(url)}: redirected (HTTP {r.status_code}); list the final URL")
                 if r.status_code != 200:
@@ -89,19 +142,28 @@ class Fetcher:
                 if declared and declared.isdigit() and int(declared) > limit:
                     raise SourceError(f"{shown_url(url)}: {declared} bytes is more than the {limit} allowed")
                 body = bytearray()
-                for chunk in r.iter_content(65536):
+                while True:
+                    if time.monotonic() > deadline:
+                        raise SourceError(_too_slow(url, budget))
+                    # read1: whatever one read brings, so the deadline is looked at between the server's writes
+                    chunk = r.raw.read1(_CHUNK, decode_content=True)
+                    if not chunk:
+                        return bytes(body)
                     body += chunk
                     if len(body) > limit:
                         raise SourceError(f"{shown_url(url)}: more than the {limit} bytes allowed")
-                return bytes(body)
-        except requests.exceptions.SSLError:
+        except (requests.exceptions.SSLError, urllib3.exceptions.SSLError):
             raise SourceError(f"{shown_url(url)}: TLS certificate not trusted (pass --ca-file)") from None
-        except requests.exceptions.Timeout:
+        except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError):
             raise SourceError(f"{shown_url(url)}: timed out") from None
         except requests.exceptions.ConnectionError:
             raise SourceError(f"{shown_url(url)}: cannot connect") from None
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise SourceError(f"{shown_url(url)}: {type(exc).__name__}") from None
+
+
+def _too_slow(url: str, budget: float) -> str:
+    return f"{shown_url(url)}: took longer than the {budget:g} s allowed for a fetch"
 
 
 def _clean_member(name: str) -> str | None:
@@ -117,25 +179,71 @@ def _clean_member(name: str) -> str | None:
     return normal
 
 
+class _Expanded(io.RawIOBase):
+    """An archive's decompressed bytes, read as a stream, at most :data:`MAX_ARCHIVE_BYTES` of them."""
+
+    def __init__(self, stream: IO[bytes], origin: str) -> None:
+        self._stream = stream
+        self._origin = origin
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        self._read += len(data)
+        if self._read > MAX_ARCHIVE_BYTES:
+            raise SourceError(
+                f"{self._origin}: the docs archive expands to more than the {MAX_ARCHIVE_BYTES} bytes allowed"
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _decompressed(data: bytes) -> IO[bytes]:
+    """``data`` decompressed as it is read (gzip, bzip2, xz or none: what ``tarfile``'s ``r:*`` accepted)."""
+    raw = io.BytesIO(data)
+    if data[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if data[:3] == b"BZh":
+        return bz2.BZ2File(raw, mode="rb")
+    if data[:6] == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(raw, mode="rb")
+    return raw
+
+
 def docs_from_archive(data: bytes, origin: str) -> dict[str, bytes]:
-    """Markdown and images of a ``.tar.gz`` docs archive; links, devices and escaping paths are skipped."""
+    """Markdown and images of a ``.tar.gz`` docs archive; links, devices and escaping paths are skipped.
+
+    Read as a stream (``r|``) through :class:`_Expanded`: nothing is decompressed past the budget, not even a
+    member that would be skipped.
+    """
     docs: dict[str, bytes] = {}
     total = 0
+    members = 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+        with tarfile.open(fileobj=_Expanded(_decompressed(data), origin), mode="r|") as archive:
             for member in archive:
+                members += 1
+                if members > MAX_ARCHIVE_MEMBERS:
+                    raise SourceError(
+                        f"{origin}: the docs archive has more than the {MAX_ARCHIVE_MEMBERS} members allowed"
+                    )
                 if not member.isreg():
                     continue
                 name = _clean_member(member.name)
                 if name is None:
                     continue
                 total += member.size
-                if total > MAX_DOCS_BYTES or len(docs) >= MAX_DOC_FILES:
-                    raise SourceError(f"{origin}: the docs archive is larger than allowed")
+                if total > MAX_DOCS_BYTES:
+                    raise SourceError(f"{origin}: the docs archive holds more than the {MAX_DOCS_BYTES} bytes allowed")
+                if len(docs) >= MAX_DOC_FILES:
+                    raise SourceError(f"{origin}: the docs archive holds more than the {MAX_DOC_FILES} files allowed")
                 extracted = archive.extractfile(member)
                 if extracted is not None:
                     docs[name] = extracted.read()
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
         raise SourceError(f"{origin}: not a readable .tar.gz docs archive ({type(exc).__name__})") from None
     return _strip_common_folder(docs)
 
@@ -148,11 +256,28 @@ def _strip_common_folder(docs: dict[str, bytes]) -> dict[str, bytes]:
     return docs
 
 
+def _read_regular(path: Path, limit: int, what: str) -> bytes:
+    """A regular file's bytes, at most ``limit`` + 1 of them (the caller says what more than ``limit`` means).
+
+    Opened without blocking and checked before anything is read: a FIFO would wait for a writer forever, a
+    device such as /dev/zero would never end.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with open(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SourceError(f"{what} {path} is not a regular file")
+        return file.read(limit + 1)
+
+
 def docs_from_folder(folder: Path) -> dict[str, bytes]:
-    """Markdown and images under ``folder``; hidden files and symlinks are skipped (never followed out)."""
+    """Markdown and images under ``folder``; hidden files, symlinks and special files are skipped (never followed
+    out, never blocked on)."""
     if not folder.is_dir():
         if folder.is_file() and folder.suffix.lower() == ".md":
-            return {"index.md": folder.read_bytes()}
+            data = _read_regular(folder, MAX_DOCS_BYTES, "docs page")
+            if len(data) > MAX_DOCS_BYTES:
+                raise SourceError(f"docs page {folder}: larger than the {MAX_DOCS_BYTES} bytes allowed")
+            return {"index.md": data}
         raise SourceError(f"docs folder {folder} does not exist")
     docs: dict[str, bytes] = {}
     total = 0
@@ -160,15 +285,17 @@ def docs_from_folder(folder: Path) -> dict[str, bytes]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for filename in sorted(files):
             path = Path(root) / filename
-            if path.is_symlink():
+            if path.is_symlink() or not path.is_file():
                 continue
             name = _clean_member(path.relative_to(folder).as_posix())
             if name is None:
                 continue
-            data = path.read_bytes()
+            if len(docs) >= MAX_DOC_FILES:
+                raise SourceError(f"docs folder {folder} holds more than the {MAX_DOC_FILES} files allowed")
+            data = _read_regular(path, MAX_DOCS_BYTES - total, "docs file")
             total += len(data)
-            if total > MAX_DOCS_BYTES or len(docs) >= MAX_DOC_FILES:
-                raise SourceError(f"docs folder {folder} is larger than allowed")
+            if total > MAX_DOCS_BYTES:
+                raise SourceError(f"docs folder {folder} holds more than the {MAX_DOCS_BYTES} bytes allowed")
             docs[name] = data
     return docs
 
@@ -180,13 +307,14 @@ def _read_spec(entry: ServiceEntry, fetcher: Fetcher) -> tuple[bytes, str]:
         return fetcher.get(entry.spec, MAX_SPEC_BYTES), posixpath.basename(path) or "openapi.json"
     path = Path(entry.spec)
     try:
-        if path.stat().st_size > MAX_SPEC_BYTES:
-            raise SourceError(f"{path}: larger than the {MAX_SPEC_BYTES} bytes allowed")
-        return path.read_bytes(), path.name
+        data = _read_regular(path, MAX_SPEC_BYTES, "spec")
     except FileNotFoundError:
         raise SourceError(f"spec {path} does not exist") from None
     except OSError as exc:
         raise SourceError(f"cannot read spec {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SourceError(f"{path}: larger than the {MAX_SPEC_BYTES} bytes allowed")
+    return data, path.name
 
 
 def _read_docs(entry: ServiceEntry, fetcher: Fetcher) -> dict[str, bytes]:
@@ -205,12 +333,17 @@ def _read_docs(entry: ServiceEntry, fetcher: Fetcher) -> dict[str, bytes]:
 def read_service(entry: ServiceEntry, fetcher: Fetcher) -> ServiceSource:
     """Read one service's spec and docs; failures become ``problems``, never exceptions."""
     source = ServiceSource(entry)
-    if entry.spec is not None:
+    # A path its manifest may not read was refused when the manifest was loaded: it is never opened here.
+    if entry.spec is not None and (refused := entry.refusal("spec")):
+        source.problems.append(f"spec not read: {refused}")
+    elif entry.spec is not None:
         try:
             source.spec, source.spec_name = _read_spec(entry, fetcher)
         except SourceError as exc:
             source.problems.append(f"spec not read: {exc}")
-    if entry.docs is not None:
+    if entry.docs is not None and (refused := entry.refusal("docs")):
+        source.problems.append(f"docs not read: {refused}")
+    elif entry.docs is not None:
         try:
             source.docs = _read_docs(entry, fetcher)
         except SourceError as exc:

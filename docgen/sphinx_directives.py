@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 DATA_DIR = "_docgen"
 QUARANTINE_TITLE = "API reference not published"
-_SERVICE_INDEX = re.compile(rf"^services/({SERVICE_NAME_PATTERN})/index$")
+_SERVICE_INDEX = re.compile(rf"services/({SERVICE_NAME_PATTERN})/index")  # fullmatch
 
 
 def quarantine_notice(reasons: list[str], subject: list[nodes.Node] | None = None) -> nodes.admonition:
@@ -315,7 +315,7 @@ class ServiceIndexHeader(SphinxTransform):
     default_priority = 850
 
     def apply(self, **kwargs: Any) -> None:
-        match = _SERVICE_INDEX.match(self.env.docname)
+        match = _SERVICE_INDEX.fullmatch(self.env.docname)
         if not match or any("docgen-service-header" in n["classes"] for n in self.document.findall(nodes.container)):
             return
         name = match.group(1)

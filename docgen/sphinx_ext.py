@@ -3,7 +3,7 @@
 Listed as ``docgen.sphinx_ext`` in the ``conf.py`` that :func:`docgen.site.render_sources` writes; :func:`setup`
 registers the pieces, each in its own module:
 
-* :mod:`~docgen.sphinx_sanitise`: the lock-down of every team's untrusted Markdown;
+* :mod:`~docgen.sphinx_sanitise`: the lock-down of every team's untrusted Markdown (and of how deep it nests);
 * :mod:`~docgen.sphinx_directives`: the directives and transforms that render the portal's generated pages
   from the JSON files under ``_docgen/``;
 * :mod:`~docgen.sphinx_api`: a service's API reference as docutils nodes (used by ``docgen-api``);
@@ -30,6 +30,7 @@ from docgen.sphinx_directives import (
 )
 from docgen.sphinx_navigation import Navigation, navigation_changed, page_context
 from docgen.sphinx_sanitise import (
+    BoundedMystParser,
     Sanitise,
     SanitiseResolved,
     lock_down,
@@ -43,6 +44,8 @@ __all__ = ["Navigation", "quarantine_notice", "sanitise", "service_header", "set
 
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the portal's directives, transforms and event handlers."""
+    # After myst_parser's own setup (conf.py lists it first): every Markdown page goes through the bounded parser.
+    app.add_source_parser(BoundedMystParser, override=True)
     app.add_directive("docgen-api", ApiDirective)
     app.add_directive("docgen-quarantine", QuarantineDirective)
     app.add_directive("docgen-service", ServiceDirective)

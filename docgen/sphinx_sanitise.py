@@ -8,6 +8,13 @@ a page is read and again after references are resolved, turns raw HTML into visi
 neutralises links whose scheme is not http/https/mailto (or relative), replaces remote images by plain links (a
 page makes no request outside the site), accepts local images and downloads only when they are raster images
 inside the source tree, and shows math as text (MathJax would come from a CDN).
+
+One page can never fail the portal either. docutils and Sphinx walk a doctree recursively (transforms, pickling
+the environment, the HTML writer), so a page nested a few hundred levels deep, which ten kilobytes of
+``{eval-rst}`` lists or of nested MyST directives make, would raise ``RecursionError`` somewhere in the build.
+:class:`BoundedMystParser` parses each page as MyST does, then measures the doctree without recursion; a page
+deeper than :data:`MAX_PAGE_DEPTH` (or whose parsing itself ran out of stack) keeps only its title and a
+visible notice, and a one-line warning names it. Everything after the parser sees shallow doctrees only.
 """
 
 from __future__ import annotations
@@ -18,18 +25,32 @@ from typing import Any
 
 import yaml
 from docutils import nodes
+from myst_parser.parsers.sphinx_ import MystParser
 from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
 from sphinx.transforms import SphinxTransform
 from sphinx.transforms.post_transforms import SphinxPostTransform
-from sphinx.util import url_re
+from sphinx.util import logging, url_re
 
 from autocore.errors import ToolkitError
 from autocore.loading import load_yaml
 from docgen.sphinx_blocks import display_text, shorten
 
-__all__ = ["Sanitise", "SanitiseResolved", "lock_down", "on_source_read", "sanitise", "strip_myst_front_matter"]
+__all__ = [
+    "MAX_PAGE_DEPTH",
+    "BoundedMystParser",
+    "Sanitise",
+    "SanitiseResolved",
+    "doctree_depth",
+    "lock_down",
+    "on_source_read",
+    "sanitise",
+    "strip_myst_front_matter",
+    "too_deep_message",
+]
+
+logger = logging.getLogger(__name__)
 
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 RASTER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
@@ -199,3 +220,99 @@ def strip_myst_front_matter(text: str) -> str:
 def on_source_read(app: Sphinx, docname: str, source: list[str]) -> None:
     """``source-read``: the page's front matter loses the keys that would reconfigure MyST."""
     source[0] = strip_myst_front_matter(source[0])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# nesting: a page too deep for docutils and Sphinx becomes a notice
+
+# Element levels under the document (a list level is two: the list and its item). The portal's own pages, API
+# references included, stay near 12; Markdown alone near 22 (markdown-it stops nesting lists and quotes at 20);
+# thirty admonitions one in another make 33. Pickling the doctree fails at about 190 levels (Python's default
+# recursion limit of 1000, a few frames per level): 100 leaves room for a deeper stack underneath.
+MAX_PAGE_DEPTH = 100
+NOTICE_TITLE = "Page not published"
+_MAX_TITLE = 200
+# What a fresh document holds apart from these is what parsing filled in (ids, names, footnotes, messages).
+_KEPT_ATTRIBUTES = frozenset(
+    {"settings", "reporter", "transformer", "current_source", "current_line", "attributes", "_document"}
+)
+
+
+def too_deep_message(limit: int = MAX_PAGE_DEPTH) -> str:
+    """The notice's text and the warning's: the same words on the page and in the build log."""
+    return f"page not published: nested deeper than {limit} levels"
+
+
+def doctree_depth(node: nodes.Node, limit: int) -> int:
+    """How deep ``node``'s elements are nested, counted without recursion; stops at ``limit`` + 1."""
+    deepest = 0
+    stack: list[tuple[nodes.Node, int]] = [(node, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                return deepest
+        if isinstance(current, nodes.Element):
+            stack.extend((child, depth + 1) for child in current.children)
+    return deepest
+
+
+def _shallow_title(document: nodes.document) -> str:
+    """The page's first heading when it sits at the top (the notice keeps the page's place in the navigation)."""
+    for child in document.children[:5]:
+        if isinstance(child, nodes.section) and child.children and isinstance(child[0], nodes.title):
+            title = child[0]
+            if doctree_depth(title, 8) <= 8:  # a title is inline text; anything deeper is not worth keeping
+                text = " ".join(title.astext().split())
+                return text[:_MAX_TITLE] or NOTICE_TITLE
+    return NOTICE_TITLE
+
+
+def reset_document(document: nodes.document) -> None:
+    """Empty ``document``: its nodes and everything parsing recorded about them (ids, names, footnotes...)."""
+    fresh = nodes.document(document.settings, document.reporter)
+    for key, value in vars(fresh).items():
+        if key not in _KEPT_ATTRIBUTES:
+            setattr(document, key, value)
+    document.children = []
+    env: Any = getattr(document.settings, "env", None)
+    if env is not None:  # MyST's heading anchors of the page that is gone
+        env.metadata.get(env.docname, {}).pop("myst_slugs", None)
+
+
+def add_notice(document: nodes.document, title: str, message: str) -> None:
+    """The page as published: its title and a visible notice saying why its content is not."""
+    section = nodes.section(ids=["page-not-published"], names=["page not published"])
+    section += nodes.title(title, title)
+    notice = nodes.admonition(classes=["warning", "docgen-page-not-published"])
+    notice += nodes.title(NOTICE_TITLE, NOTICE_TITLE)
+    notice += nodes.paragraph(message, message)
+    section += notice
+    document += section
+    document.ids["page-not-published"] = section
+    document.nameids["page not published"] = "page-not-published"
+    document.nametypes["page not published"] = False
+
+
+class BoundedMystParser(MystParser):
+    """MyST's parser, but a page nested deeper than :data:`MAX_PAGE_DEPTH` becomes a notice and a warning."""
+
+    def parse(self, inputstring: str, document: nodes.document) -> None:
+        try:
+            super().parse(inputstring, document)
+        except RecursionError:
+            too_deep = True  # the parser itself ran out of stack: deeper than any budget
+        else:
+            too_deep = doctree_depth(document, MAX_PAGE_DEPTH) > MAX_PAGE_DEPTH
+        if too_deep:
+            message = too_deep_message()
+            title = _shallow_title(document)
+            reset_document(document)
+            # MyST sets, when a page's parsing ends, the settings its own transforms read: parsing ended early
+            # (or the page is thrown away), so let it finish on an empty page.
+            super().parse("", document)
+            add_notice(document, title, message)
+            env: Any = getattr(document.settings, "env", None)
+            location = env.docname if env is not None else None
+            logger.warning("%s", message, location=location, type="docgen", subtype="depth")

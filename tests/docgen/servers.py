@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +13,11 @@ from pathlib import Path
 
 from deployer.lab import certs
 
-Route = tuple[int, bytes, dict[str, str]]  # status, body, extra headers
+# status, body, extra headers; a body may also be a function returning the chunks, each written as it comes
+# (a server that trickles its answer: sleep in the generator).
+Body = bytes | Callable[[], Iterator[bytes]]
+Route = tuple[int, Body, dict[str, str]]
+HEADER_DELAY = "X-Test-Delay"  # a route's header (not sent): seconds to wait before answering at all
 
 
 @dataclass
@@ -45,13 +50,20 @@ def https_files(directory: Path, routes: dict[str, Route]) -> Iterator[FileServe
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             state.asked.append(self.path)
             status, body, headers = state.routes.get(self.path.split("?")[0], (404, b"not found", {}))
+            time.sleep(float(headers.get(HEADER_DELAY, 0)))
             self.send_response(status)
             for name, value in headers.items():
-                self.send_header(name, value)
-            if "Content-Length" not in headers:
+                if name != HEADER_DELAY:
+                    self.send_header(name, value)
+            if "Content-Length" not in headers and isinstance(body, bytes):
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                for chunk in [body] if isinstance(body, bytes) else body():
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client gave up (the point of a trickling route)
 
         def log_message(self, *args: object) -> None:
             pass

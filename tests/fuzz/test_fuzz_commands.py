@@ -1,0 +1,63 @@
+"""Fuzz the commands through their CLIs on hostile files: the exit code is a documented one, every error is
+one `Error:` line, and no traceback ever reaches the user."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deployer import compose
+from deployer.errors import ConfigError
+from docgen.cli import main as docs_main
+from pipelines.cli import main as pipelines_main
+from tests.fuzz.strategies import documents, hostile_text
+
+
+def run_cli(main: Callable[[Sequence[str]], int], argv: list[str]) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, err.getvalue()
+
+
+def assert_clean_errors(err: str) -> None:
+    assert "Traceback" not in err
+    for line in err.splitlines():
+        assert line.startswith(("Error: ", "warning: ", "== ")) or line.endswith("checked") or " " in line, line
+
+
+@given(st.one_of(hostile_text, documents.map(lambda d: {"stages": ["build"], "job": d}).map(str)))
+def test_pipelines_lint(text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, ".gitlab-ci.yml")
+        path.write_text(text, errors="surrogatepass")
+        code, err = run_cli(pipelines_main, ["lint", str(path)])
+    assert code in (0, 2, 3), (code, err)
+    assert_clean_errors(err)
+
+
+@given(hostile_text, st.sampled_from(["spec.yaml", "spec.json"]))
+def test_docs_validate(text: str, name: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, name)
+        path.write_text(text, errors="surrogatepass")
+        code, err = run_cli(docs_main, ["validate", str(path)])
+    assert code in (0, 2, 3), (code, err)
+    assert_clean_errors(err)
+
+
+@given(st.one_of(hostile_text, documents.map(lambda d: {"services": {"web": d}}).map(str)))
+def test_compose_files(text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "stack.yml")
+        path.write_text(text, errors="surrogatepass")
+        try:
+            compose.load([str(path)])
+        except ConfigError as exc:
+            assert "\n" not in str(exc)
