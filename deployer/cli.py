@@ -56,6 +56,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    """A number of server workers: ASCII digits, 1 to 1024."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers from 1 to 1024")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``auto-deploy``."""
     parser = OneLineArgumentParser(
@@ -139,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="and this key (PEM)")
     p.add_argument("--token-file", help="file holding the bearer token for writes (default: AUTO_STATE_TOKEN)")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="connections served at once; more wait in the listen backlog (default: 64)",
+    )
 
     lab = sub.add_parser("lab", help="the embedded local lab (needs root)").add_subparsers(
         dest="lab_command", required=True, parser_class=OneLineArgumentParser
@@ -329,13 +342,23 @@ def _serve(args: argparse.Namespace) -> int:
     token = os.environ.get("AUTO_STATE_TOKEN", "")
     if args.token_file:
         try:
-            with open(args.token_file) as handle:
-                token = handle.read().strip()
+            with open(args.token_file, "rb") as handle:
+                raw = handle.read(64 * 1024 + 1)  # a token is a line; a bigger file is not a token file
         except OSError as exc:
-            raise ConfigError(f"cannot read --token-file {args.token_file}: {exc.strerror}") from None
+            raise ConfigError(f"cannot read --token-file {args.token_file}: {exc.strerror or exc}") from None
+        if len(raw) > 64 * 1024:
+            raise ConfigError(f"--token-file {args.token_file} is over 64 KiB: it should hold the token only")
+        try:
+            token = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            # Binary content: a one-line error (the server then says what a token may hold), not a traceback.
+            raise ConfigError(
+                f"--token-file {args.token_file} is not a text file: the token must be printable ASCII without spaces"
+            ) from None
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
-    server.run(args.db, args.listen, token, certfile=args.tls_cert, keyfile=args.tls_key)
+    workers = {} if args.workers is None else {"max_workers": args.workers}
+    server.run(args.db, args.listen, token, certfile=args.tls_cert, keyfile=args.tls_key, **workers)
     return 0
 
 

@@ -1,7 +1,10 @@
 """Validation of the environment-state service's answers, before anybody acts on them.
 
 Every answer is checked against the contract and turned into the dataclasses of ``model``; anything
-off raises InvalidStateError naming the environment and the field.
+off raises InvalidStateError naming the environment and the field. Names, addresses and labels must
+match their pattern whole and hold no control character (``autocore.names``): they are printed by
+``auto-deploy`` and put into ``DOCKER_HOST``, so a manager address ``fe80::1%eth0\\nFORGED ...`` must
+never get that far.
 """
 
 from __future__ import annotations
@@ -9,17 +12,30 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import re
 from typing import Any, NoReturn
 
+from autocore.names import has_control, is_valid
 from deployer.errors import InvalidStateError
-from deployer.state.contract import COLOURS, CONTROL_RE, MAX_ID, MAX_REPLICAS_IN_ANSWER, TIMESTAMP_RE
+from deployer.state.contract import (
+    ADDRESS_RE,
+    COLOURS,
+    DOCS_VERSION_RE,
+    MAX_ID,
+    MAX_REPLICAS_IN_ANSWER,
+    STACK_RE,
+    TIMESTAMP_RE,
+)
 from deployer.state.model import Cluster, Environment, Lock, Service, ServiceDocs, Stack
+
+_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # autocore.names' control characters
+_IMAGE = re.compile(r"[^\s]{1,512}")  # Service.image in contract.yaml: no whitespace
 
 
 def show(value: Any) -> str:
     """A short one-line rendering of a value from an answer."""
     if isinstance(value, str):
-        text = CONTROL_RE.sub("?", value)
+        text = _HIDDEN.sub("?", value)
         return repr(text if len(text) <= 60 else text[:57] + "...")
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -45,9 +61,19 @@ class Checker:
         return mapping[key]
 
     def text(self, mapping: dict[str, Any], key: str, where: str = "") -> str:
+        """A non-empty one-line string: what the service sends as names and labels."""
         value = self.get(mapping, key, where)
         if not isinstance(value, str) or not value:
             self.fail(f"{where}{key} {show(value)} is not a non-empty string")
+        if has_control(value):
+            self.fail(f"{where}{key} {show(value)} contains control characters")
+        return value
+
+    def matching(self, mapping: dict[str, Any], key: str, where: str, pattern: re.Pattern[str], what: str) -> str:
+        """A :meth:`text` that matches ``pattern`` whole."""
+        value = self.text(mapping, key, where)
+        if not is_valid(pattern, value):
+            self.fail(f"{where}{key} {show(value)} is not {what}")
         return value
 
     def integer(self, mapping: dict[str, Any], key: str, where: str, low: int, high: int, what: str) -> int:
@@ -62,11 +88,13 @@ class Checker:
         value = self.get(mapping, key, where)
         if value is not None and (not isinstance(value, str) or not value):
             self.fail(f"{where}{key} {show(value)} is not a non-empty string or null")
+        if value is not None and has_control(value):
+            self.fail(f"{where}{key} {show(value)} contains control characters")
         return value
 
     def timestamp(self, mapping: dict[str, Any], key: str, where: str = "") -> str:
         value = self.text(mapping, key, where)
-        if not TIMESTAMP_RE.fullmatch(value):
+        if not is_valid(TIMESTAMP_RE, value):
             self.fail(f"{where}{key} {show(value)} is not a UTC timestamp like 2026-11-25T06:30:00Z")
         return value
 
@@ -120,7 +148,8 @@ def _parse_cluster(check: Checker, clusters: dict[str, Any], colour: str) -> Clu
     raw = check.obj(clusters[colour], f"clusters.{colour}")
     address = check.get(raw, "manager_address", where)
     try:
-        if not isinstance(address, str):
+        # ipaddress takes any text after an IPv6 "%" (a newline, "$(id)"): the whole must be an address.
+        if not isinstance(address, str) or not is_valid(ADDRESS_RE, address):
             raise ValueError(address)
         ipaddress.ip_address(address)
     except ValueError:
@@ -143,14 +172,14 @@ def _parse_stack(check: Checker, item: Any, where: str) -> Stack:
         svc = check.obj(svc, svc_where.rstrip("."))
         services.append(
             Service(
-                check.text(svc, "name", svc_where),
-                check.text(svc, "image", svc_where),
+                check.matching(svc, "name", svc_where, STACK_RE, "a service name"),
+                check.matching(svc, "image", svc_where, _IMAGE, "an image reference"),
                 check.integer(svc, "replicas", svc_where, 0, MAX_REPLICAS_IN_ANSWER, "a replica count"),
                 _parse_docs(check, svc.get("docs"), f"{svc_where}docs"),
             )
         )
     return Stack(
-        check.text(raw, "name", where),
+        check.matching(raw, "name", where, STACK_RE, "a stack name"),
         check.text(raw, "deployed_at", where),
         check.text(raw, "deployed_by", where),
         tuple(services),
@@ -164,10 +193,11 @@ def _parse_docs(check: Checker, value: Any, where: str) -> ServiceDocs | None:
     urls = {}
     for key in ("spec_url", "docs_url"):
         url = check.text(raw, key, f"{where}.") if key == "spec_url" or key in raw else None
-        if url is not None and not url.startswith("https://"):
+        if url is not None and (not url.startswith("https://") or any(ch.isspace() for ch in url)):
             check.fail(f"{where}.{key} is not an https:// URL")
         urls[key] = url
-    return ServiceDocs(check.text(raw, "version", f"{where}."), urls["spec_url"], urls["docs_url"])
+    version = check.matching(raw, "version", f"{where}.", DOCS_VERSION_RE, "an API version")
+    return ServiceDocs(version, urls["spec_url"], urls["docs_url"])
 
 
 def parse_lock(check: Checker, value: Any, where: str = "lock") -> Lock | None:
@@ -188,6 +218,27 @@ def parse_lock(check: Checker, value: Any, where: str = "lock") -> Lock | None:
         expires_at=check.timestamp(raw, "expires_at", prefix),
         expires_in=check.number(raw, "expires_in", prefix, 0, "a number of seconds (0 or more)"),
     )
+
+
+def parse_events(check: Checker, data: Any) -> list[dict[str, Any]]:
+    """Validate a decoded ``EventList`` answer: what ``auto-deploy history`` prints must be there.
+
+    Each event has an id, a timestamp, a kind, an actor (or null) and a detail object; the detail's
+    ``result`` and ``job_url``, when there, are one-line strings (``job_url`` may be null).
+    """
+    events = list_of_objects(check, data, "events")
+    for index, event in enumerate(events):
+        where = f"events[{index}]."
+        check.integer(event, "id", where, 1, MAX_ID, "an event id")
+        check.timestamp(event, "at", where)
+        check.text(event, "kind", where)
+        check.optional_text(event, "actor", where)
+        detail = check.obj(check.get(event, "detail", where), f"{where}detail")
+        if "result" in detail:
+            check.text(detail, "result", f"{where}detail.")
+        if "job_url" in detail:
+            check.optional_text(detail, "job_url", f"{where}detail.")
+    return events
 
 
 def list_of_objects(check: Checker, data: Any, key: str) -> list[dict[str, Any]]:

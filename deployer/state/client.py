@@ -13,8 +13,10 @@ from typing import Any
 
 import requests
 
+from autocore.errors import ToolkitError
+from autocore.names import is_valid
 from deployer.errors import ConfigError, DeployerError, LockHeldError, UnknownEnvironmentError
-from deployer.state.answers import Checker, list_of_objects, parse_environment, parse_lock, show
+from deployer.state.answers import Checker, list_of_objects, parse_environment, parse_events, parse_lock, show
 from deployer.state.contract import AUDIT_KINDS, COLOURS, DEFAULT_LIMIT, MAX_ID, NAME_RE, other_colour
 from deployer.state.model import Cluster, Environment, Lock, Service, ServiceDocs, Stack
 from deployer.state.transport import Transport
@@ -37,7 +39,7 @@ __all__ = [
 
 
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+    if not is_valid(NAME_RE, name):
         raise ConfigError(f"invalid environment name {show(name)}: use lowercase letters, digits and '-' (at most 63)")
     return name
 
@@ -45,9 +47,13 @@ def _check_name(name: str) -> str:
 class StateClient(Transport):
     """Client of the environment-state service.
 
-    ``session`` is the transport seam (a ``requests.Session``); ``sleep`` is called between retries
-    with the backoff in seconds. Reads are retried on connection errors, timeouts and 5xx; POSTs
-    only on connection failures and 503; nothing is retried on 4xx or TLS failures.
+    ``session`` is the transport seam (a ``requests.Session``; the client mounts its deadline
+    adapter on it for the service's URL); ``sleep`` is called between retries with the backoff in
+    seconds. Reads are retried on connection errors, timeouts and 5xx. Every write carries an
+    Idempotency-Key, the same on each of its attempts, so writes are also retried after timeouts,
+    dropped connections and 502/503/504 (the service answers a repeat from the stored answer); a POST
+    is not retried after a 500. Nothing is retried on 4xx, TLS failures, an answer over
+    ``max_answer`` bytes, or once the call's ``deadline`` has passed.
     """
 
     def _unknown_environment(self, name: str) -> UnknownEnvironmentError:
@@ -74,7 +80,7 @@ class StateClient(Transport):
         names = []
         for index, item in enumerate(list_of_objects(check, data, "environments")):
             name = check.text(item, "name", f"environments[{index}].")
-            if not NAME_RE.fullmatch(name):
+            if not is_valid(NAME_RE, name):
                 check.fail(f"environments[{index}].name {show(name)} is not an environment name")
             names.append(name)
         return sorted(names)
@@ -214,12 +220,12 @@ class StateClient(Transport):
         return items
 
     def history(self, name: str, limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
-        """The events of ``name``, newest first."""
+        """The events of ``name``, newest first; each with ``id``, ``at``, ``kind``, ``actor`` and ``detail``."""
         _check_name(name)
         _, data = self._call(
             "GET", f"/v1/environments/{name}/history", (200,), environment=name, params={"limit": limit}
         )
-        return list_of_objects(Checker(name, ""), data, "events")
+        return parse_events(Checker(name, ""), data)
 
     # ---- the environment's lock
 
@@ -227,8 +233,8 @@ class StateClient(Transport):
         def conflict(response: requests.Response) -> DeployerError:
             check = Checker(name, "")
             try:
-                data = json.loads(response.content)
-            except ValueError:
+                data = self._decode(response.content)
+            except (ValueError, ToolkitError):
                 check.fail("answer to a lock conflict (HTTP 409) is not JSON")
             holder = parse_lock(check, check.get(check.obj(data, "answer"), "lock", ""))
             if holder is None:

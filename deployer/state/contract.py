@@ -4,8 +4,9 @@ One module for the client, the server and the deployer's compose checks, so that
 the other side accepts by construction. Nothing here does I/O or imports anything of the deployer:
 every side may import it.
 
-The regexes are used with ``re.match`` as they always were, so their ``$`` also matches before one
-trailing newline, where JSON Schema's ``$`` in ``contract.yaml`` does not.
+The regexes are checked with ``autocore.names.is_valid``: the whole value must match (``fullmatch``,
+so ``$`` never lets a trailing newline through, as in JSON Schema's ``$`` in ``contract.yaml``) and no
+control character may hide in it, on the server (``validation``) and in the client (``answers``) alike.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ COLOURS = ("blue", "green")
 # What a deploy may target: the live colour, the idle one, or a colour by name.
 DEPLOY_TARGETS = ("live", "idle", *COLOURS)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # EnvironmentName
+
+# ---- clusters
+
+# The canonical text of an IP literal (``str(ipaddress.ip_address(...))``), with an optional IPv6 zone
+# (``fe80::1%eth0``). ipaddress takes any text after the ``%``, a newline or ``$(id)`` included; a zone
+# here is an interface name or number, nothing that could end a line or reach a shell.
+ADDRESS_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}(%[A-Za-z0-9_.-]{1,64})?")
 
 # ---- deployments
 
@@ -83,6 +91,20 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # Timestamp: UTC, seconds precision
 TIMESTAMP_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")
 TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: goes into a header unchanged
 MAX_ID = 2**63 - 1  # ids and revisions are SQLite integers
+MAX_BODY_DEPTH = 128  # nesting levels of a request body (an audit event's detail is the deepest part)
+# An answer nests a request's detail a few levels deeper (events[i].detail); the client allows more.
+MAX_ANSWER_DEPTH = 256
+MAX_INT_DIGITS = 100  # digits of an integer in a body or an answer (ids need 19)
+
+# ---- idempotent writes
+
+# Optional on every write: the same key (and the same request) within IDEMPOTENCY_TTL seconds is
+# answered with the stored answer of the first, which is not applied again; the replay carries
+# REPLAYED_HEADER: true. The client sends one key per logical write and reuses it when it retries.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
+IDEMPOTENCY_TTL = 24 * 3600
 # What the client accepts as a replica count in an answer: Docker's bound, laxer than MAX_REPLICAS.
 MAX_REPLICAS_IN_ANSWER = 2**31 - 1
 

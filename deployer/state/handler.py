@@ -1,35 +1,69 @@
 """The environment-state server's HTTP layer: routing, authorisation, bodies, and JSON answers.
 
 Each endpoint is parse -> validate (``validation``) -> store (``store``) -> respond; errors of either
-become one-line JSON answers here, and only here. The token is never logged, stored or echoed.
+become one-line JSON answers here, and only here. The token is never logged, stored or echoed, and
+the access log never shows a query string's values (``?access_token=...`` would land there).
+
+Every write goes through :meth:`Handler._write`: one writer at a time in this process (waiting in
+Python rather than in SQLite's busy loop), and, when the request carries an ``Idempotency-Key``, the
+key's stored answer is looked up and the new answer stored in the write's own transaction, so that a
+retried write is answered, not applied, a second time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import hmac
+import io
 import json
 import re
 import socketserver
 import sqlite3
 import ssl
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from autocore.text import display
 from deployer.state import store, validation
-from deployer.state.contract import MAX_BODY
-from deployer.state.schema import connect
+from deployer.state.connections import MAX_WORKERS, BoundedHTTPServer, DeadlineReader
+from deployer.state.contract import IDEMPOTENCY_HEADER, MAX_BODY, REPLAYED_HEADER
+from deployer.state.schema import BUSY_TIMEOUT_MS, connect, transaction
 from deployer.state.validation import BadRequest, bad, show
 
 # Bodies up to this size are read and thrown away before a 413, so that the client sees the answer
 # instead of a connection reset; anything bigger just gets the connection closed.
 _DRAIN_LIMIT = 16 * MAX_BODY
 _HANDSHAKE_TIMEOUT = 10.0
+_REQUEST_DEADLINE = 30.0  # seconds for a whole request to arrive: line, headers and body
+_IDLE_TIMEOUT = 30.0  # seconds a keep-alive connection may wait for its next request
+_BUSY = "the state database is busy; retry"
+# Query parameters the API knows: the access log names these (never their values), others as "*".
+_LOGGED_PARAMS = frozenset({"limit", "colour", "stack", "result", "owner", "force", "actor"})
+_VERSION_AT_END = re.compile(r" (HTTP/[0-9.]+)$")
+
+
+def loggable(target: str) -> str:
+    """A request line or path for the log: whatever follows a ``?`` is replaced by parameter names.
+
+    ``GET /v1/x?limit=5&access_token=s3cret HTTP/1.1`` -> ``GET /v1/x?limit=*&*=* HTTP/1.1``. Only
+    names the API knows are kept; the HTTP version at the end stays.
+    """
+    head, sep, rest = target.partition("?")
+    if not sep:
+        return target
+    found = _VERSION_AT_END.search(rest)
+    query = rest[: found.start()] if found else rest
+    names = [part.partition("=")[0] for part in query.split("&") if part]
+    redacted = "&".join(f"{name if name in _LOGGED_PARAMS else '*'}=*" for name in names)
+    return f"{head}?{redacted}{found.group(0) if found else ''}"
 
 
 class HTTPError(Exception):
@@ -63,10 +97,9 @@ def _as_http_error(exc: BadRequest | store.StoreError) -> HTTPError:
     return HTTPError(409, exc.message)
 
 
-class StateHTTPServer(ThreadingHTTPServer):
-    """The HTTP(S) server; holds the database path and the write token."""
+class StateHTTPServer(BoundedHTTPServer):
+    """The HTTP(S) server; holds the database path, the write token and the one in-process writer lock."""
 
-    daemon_threads = True
     allow_reuse_address = True
 
     def __init__(
@@ -77,13 +110,19 @@ class StateHTTPServer(ThreadingHTTPServer):
         ssl_context: ssl.SSLContext | None,
         access_log: bool,
         clock: Callable[[], float] = time.time,
+        *,
+        max_workers: int = MAX_WORKERS,
     ) -> None:
         self.db_path = db_path
         self.clock = clock  # seconds since the epoch; authoritative for lock expiry
         self.token = token
         self.ssl_context = ssl_context
         self.access_log = access_log
-        super().__init__(address, Handler)
+        # SQLite serialises writers anyway; waiting here is fair and cheap, where SQLite's busy handler
+        # sleeps and polls (and made writers time out under load).
+        self.write_lock = threading.Lock()
+        self.idempotency_purged_at = 0.0  # by ``clock``; written under write_lock
+        super().__init__(address, Handler, max_workers=max_workers)
 
     def __repr__(self) -> str:  # never show the token
         return f"<StateHTTPServer {self.url} db={self.db_path!r}>"
@@ -110,17 +149,34 @@ class StateHTTPServer(ThreadingHTTPServer):
         if self.ssl_context is None:
             super().finish_request(request, client_address)
             return
+        tls = None
         try:
             request.settimeout(_HANDSHAKE_TIMEOUT)
-            tls = self.ssl_context.wrap_socket(request, server_side=True)
+            # The handshake separately: until it is done the connection is idle, and congestion may
+            # hang up a client that connected and says nothing (wrap_socket detaches ``request``).
+            tls = self.ssl_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+            self.mark_idle(tls)
+            tls.do_handshake()
         except (OSError, ssl.SSLError) as exc:
             if self.access_log:
                 sys.stderr.write(f"{client_address[0]} TLS handshake failed: {display(exc, 200)}\n")
+            if tls is not None:
+                self.shutdown_request(tls)
             return
+        finally:
+            if tls is not None:
+                self.mark_busy(tls)
         try:
             self.RequestHandlerClass(tls, client_address, self)
         finally:
             self.shutdown_request(tls)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line, not socketserver's traceback; a client that went away is not worth one."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError | ssl.SSLError) and not self.access_log:
+            return
+        sys.stderr.write(f"{client_address[0]} connection ended: {type(exc).__name__}: {display(exc, 200)}\n")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -128,7 +184,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "auto-state/1"
     sys_version = ""
-    timeout = 30  # idle keep-alive connections and slow clients
+    timeout = 30  # each socket operation; sendall applies it to a whole answer
     # Headers and body go out in two writes; with Nagle on, the client's delayed ACK adds ~40 ms.
     disable_nagle_algorithm = True
 
@@ -150,6 +206,31 @@ class Handler(BaseHTTPRequestHandler):
         (re.compile(r"^/v1/environments/([^/]+)/events$"), {"POST": "record_event"}),
     )
 
+    # ---- connections: deadlines and idle tracking (see ``connections``)
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # socket.makefile's reader only bounds each recv; ours has deadlines
+        self._reader = DeadlineReader(self.connection, float(self.timeout))
+        self.rfile = io.BufferedReader(self._reader)
+        self._served = 0
+
+    def handle_one_request(self) -> None:
+        # Until its request line arrives, a connection is idle: congestion may hang it up.
+        wait = _IDLE_TIMEOUT if self._served else _REQUEST_DEADLINE
+        self._reader.deadline = time.monotonic() + wait
+        self.server.mark_idle(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.mark_busy(self.connection)
+            self._served += 1
+
+    def parse_request(self) -> bool:
+        self.server.mark_busy(self.connection)
+        self._reader.deadline = time.monotonic() + _REQUEST_DEADLINE  # for the headers and the body
+        return super().parse_request()
+
     # ---- plumbing
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -157,8 +238,13 @@ class Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if isinstance(code, HTTPStatus):
+            code = code.value
+        self.log_message('"%s" %s %s', loggable(self.requestline), str(code), str(size))
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
-        # Request line and status only: headers (and so the token) are never logged.
+        # Request line (its query values redacted) and status only: headers (and so the token) are never logged.
         if self.server.access_log:
             sys.stderr.write(f"{self.client_address[0]} {display(format % args, 300)}\n")
 
@@ -172,6 +258,9 @@ class Handler(BaseHTTPRequestHandler):
         data = json.dumps(body, separators=(",", ":")).encode()
         if getattr(self, "_body_pending", False):
             # We did not read the body, so the connection cannot be reused.
+            self.close_connection = True
+        if self.server.congested:
+            # Others wait for a worker: this connection goes to the back of the queue.
             self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -188,41 +277,61 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         length = self.headers.get("Content-Length", "0").strip()
         self._body_pending = length not in ("", "0") or "Transfer-Encoding" in self.headers
+        self._raw_body = b""
+        self._idempotency_key: str | None = None
+        self._replayed = False
         conn: sqlite3.Connection | None = None
         try:
-            split = urlsplit(self.path)
+            try:
+                split = urlsplit(self.path)
+            except ValueError:  # e.g. an unclosed IPv6 bracket in an absolute target: http://[x
+                raise HTTPError(400, "malformed request target") from None
             route = next(((r.match(split.path), m) for r, m in self.ROUTES if r.match(split.path)), None)
             if route is None:
                 raise HTTPError(404, f"no such endpoint: {display(split.path, 100)}")
             match, methods = route
-            handler = methods.get(self.command)
+            # HEAD is GET without the body (_send_json leaves it out); the Allow header names GET only.
+            handler = methods.get("GET" if self.command == "HEAD" else self.command)
             if handler is None:
                 allowed = ", ".join(methods)
                 raise HTTPError(405, f"{self.command} is not allowed here; use {allowed}", {"Allow": allowed})
             if self.command in ("PUT", "POST", "DELETE"):
                 self._authorize()
+                self._idempotency_key = validation.idempotency_key(self.headers.get(IDEMPOTENCY_HEADER))
             query = self._query(split.query)
             conn = connect(self.server.db_path)
             status, body = getattr(self, handler)(conn, query, *match.groups())  # type: ignore[union-attr]
-            self._send_json(status, body)
+            self._send_json(status, body, {REPLAYED_HEADER: "true"} if self._replayed else None)
         except (HTTPError, BadRequest, store.StoreError) as exc:
             error = exc if isinstance(exc, HTTPError) else _as_http_error(exc)
             self._send_json(error.status, {"error": display(error.message, error.limit), **error.body}, error.headers)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
-                self._send_json(503, {"error": "the state database is busy; retry"})
+                self._send_json(503, {"error": _BUSY})
             else:
                 self._internal_error()
+        except TimeoutError:
+            # The request did not arrive before its deadline (DeadlineReader): say so if the client
+            # still listens, and free the worker.
+            self.close_connection = True
+            self._try_send(408, f"the request did not arrive within {_REQUEST_DEADLINE:g} s")
+        except OSError:
+            self.close_connection = True  # the client went away mid-request: nobody to answer
         except Exception:
             self._internal_error()
         finally:
             if conn is not None:
                 conn.close()
 
+    def _try_send(self, status: int, message: str) -> None:
+        with contextlib.suppress(OSError):
+            self._send_json(status, {"error": message})
+
     def _internal_error(self) -> None:
         lines = traceback.format_exc().strip().splitlines()
-        sys.stderr.write(f"internal error on {self.command} {display(self.path, 100)}: {lines[-1]}\n")
-        self._send_json(500, {"error": "internal error of the environment-state service; see its log"})
+        where = display(self.path.partition("?")[0], 100)  # never the query: it may hold a secret
+        sys.stderr.write(f"internal error on {self.command} {where}: {display(lines[-1], 300)}\n")
+        self._try_send(500, "internal error of the environment-state service; see its log")
 
     def _authorize(self) -> None:
         header = self.headers.get("Authorization", "")
@@ -258,10 +367,15 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             bad("chunked request bodies are not supported; send Content-Length")
         raw_length = self.headers.get("Content-Length")
-        if raw_length is None or not raw_length.strip().isdigit():
+        if raw_length is None:
             self.close_connection = True
             bad("a JSON request body with a Content-Length header is required")
-        length = int(raw_length)
+        try:
+            length = validation.content_length(raw_length)
+        except BadRequest:
+            self.close_connection = True  # where the body ends is unknown: the connection cannot go on
+            raise
+        assert length is not None
         if length == 0:
             bad("a JSON request body is required")
         if length > MAX_BODY:
@@ -273,7 +387,53 @@ class Handler(BaseHTTPRequestHandler):
         if len(raw) < length:
             self.close_connection = True
             bad("request body is shorter than its Content-Length")
+        self._raw_body = raw
         return validation.json_body(raw)
+
+    def _write(self, conn: sqlite3.Connection, apply: Callable[[], tuple[int, dict]]) -> tuple[int, dict]:
+        """Run a write (``apply``: the store call, returning the answer) as the only writer of this process.
+
+        With an Idempotency-Key, the key's stored answer is replayed if there is one (and the request is
+        the same), else the write runs and its answer is stored in the same transaction: a write and
+        its stored answer are committed together or not at all. Concurrent repeats of one key queue
+        here, so the second finds the first's answer. Only successes are stored: an error applied
+        nothing, and a repeat may well succeed.
+        """
+        if not self.server.write_lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise HTTPError(503, _BUSY)
+        try:
+            key = self._idempotency_key
+            if key is None:
+                return apply()
+            now = self.server.clock()
+            fingerprint = self._fingerprint()
+            with transaction(conn, write=True):
+                stored = store.recall(conn, key, now)
+                if stored is not None:
+                    if stored[0] != fingerprint:
+                        raise HTTPError(
+                            422,
+                            f"{IDEMPOTENCY_HEADER} {show(key)} was used for a different request; "
+                            "send a new key with a new write",
+                        )
+                    self._replayed = True
+                    return stored[1], stored[2]
+                status, body = apply()
+                if 200 <= status < 300:
+                    # Expired answers go once a minute, not with every write: the lock is held meanwhile.
+                    purge = not now - 60 < self.server.idempotency_purged_at <= now
+                    store.remember(conn, key, fingerprint, status, body, now, purge=purge)
+                    if purge:
+                        self.server.idempotency_purged_at = now
+                return status, body
+        finally:
+            self.server.write_lock.release()
+
+    def _fingerprint(self) -> str:
+        """What makes a request the same request: method, target (path and query) and body."""
+        digest = hashlib.sha256(f"{self.command} {self.path}\n".encode("utf-8", "surrogateescape"))
+        digest.update(self._raw_body)
+        return digest.hexdigest()
 
     def _now(self) -> str:
         return store.stamp(self.server.clock())
@@ -306,18 +466,22 @@ class Handler(BaseHTTPRequestHandler):
         validation.allow_params(params, ())
         validation.environment_name(name)  # before the body: a bad name is the first thing to say
         spec = validation.environment_spec(self._read_json())
-        created, env = store.put_environment(conn, name, spec, self._now())
-        return (201 if created else 200), env
+
+        def apply() -> tuple[int, dict]:
+            created, env = store.put_environment(conn, name, spec, self._now())
+            return (201 if created else 200), env
+
+        return self._write(conn, apply)
 
     def switch(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
         validation.allow_params(params, ())
         request = validation.switch_request(self._read_json())
-        return 200, store.switch(conn, name, request, self._now())
+        return self._write(conn, lambda: (200, store.switch(conn, name, request, self._now())))
 
     def record_deployment(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
         validation.allow_params(params, ())
         record = validation.deployment_record(self._read_json())
-        return 201, {"id": store.record_deployment(conn, name, record, self._now())}
+        return self._write(conn, lambda: (201, {"id": store.record_deployment(conn, name, record, self._now())}))
 
     def list_deployments(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
         wanted = validation.deployment_filter(params)
@@ -335,14 +499,20 @@ class Handler(BaseHTTPRequestHandler):
         validation.allow_params(params, ())
         request = validation.lock_request(self._read_json())
         # The store reads the clock inside its transaction: concurrent acquirers are serialised.
-        return 200, {"lock": store.acquire_lock(conn, name, request, self.server.clock), "acquired": True}
+        return self._write(
+            conn, lambda: (200, {"lock": store.acquire_lock(conn, name, request, self.server.clock), "acquired": True})
+        )
 
     def release_lock(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
         request = validation.release_request(params)
-        lock = store.release_lock(conn, name, request, self.server.clock)
-        return 200, {"released": lock is not None, "lock": lock}
+
+        def apply() -> tuple[int, dict]:
+            lock = store.release_lock(conn, name, request, self.server.clock)
+            return 200, {"released": lock is not None, "lock": lock}
+
+        return self._write(conn, apply)
 
     def record_event(self, conn: sqlite3.Connection, params: dict[str, str], name: str) -> tuple[int, dict]:
         validation.allow_params(params, ())
         event = validation.audit_event(self._read_json())
-        return 201, {"id": store.record_event(conn, name, event, self._now())}
+        return self._write(conn, lambda: (201, {"id": store.record_event(conn, name, event, self._now())}))

@@ -3,6 +3,10 @@
 ``PRAGMA user_version`` is the schema version; ``MIGRATIONS[n]`` takes a database from version n to
 n + 1, so a new database goes through exactly the steps an old one did. ``connect`` and
 ``transaction`` live here because ``init_db`` needs them too; ``store`` does all other SQL.
+
+``AUXILIARY`` tables are outside the versions: caches no server version depends on (today the stored
+answers of idempotent writes). They are created when missing, on old and new databases alike, and an
+older server simply ignores them, so adding one needs no migration and keeps downgrades possible.
 """
 
 from __future__ import annotations
@@ -114,6 +118,19 @@ _MIGRATION_V2 = (
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _MIGRATION_V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# The answers of writes sent with an Idempotency-Key, kept for contract.IDEMPOTENCY_TTL seconds. A row
+# is written in the transaction of its write, so a write and its stored answer exist together or not.
+AUXILIARY = (
+    """CREATE TABLE IF NOT EXISTS idempotency_keys (
+        key         TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,  -- sha256 of the method, path, query and body of the first request
+        status      INTEGER NOT NULL,
+        body        TEXT NOT NULL,  -- the JSON answer as it was sent
+        created_at  REAL NOT NULL   -- seconds since the epoch, by the server's clock
+    )""",
+    "CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at)",
+)
+
 
 def connect(db_path: str) -> sqlite3.Connection:
     """A connection of its own (one per request), with foreign keys on and a busy timeout."""
@@ -126,7 +143,14 @@ def connect(db_path: str) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
-    """A transaction; IMMEDIATE for writes so that read-check-write sequences are atomic."""
+    """A transaction; IMMEDIATE for writes so that read-check-write sequences are atomic.
+
+    Inside a transaction already (an idempotent write wraps the store's own), it joins that one: the
+    outer transaction commits or rolls back everything, the write and its stored answer together.
+    """
+    if conn.in_transaction:
+        yield
+        return
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         yield
@@ -160,6 +184,8 @@ def init_db(db_path: str) -> None:
                     conn.execute(statement)
             if version != SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for statement in AUXILIARY:
+                conn.execute(statement)
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot initialise the state database {db_path}: {exc}") from exc
     finally:

@@ -2,12 +2,13 @@
 
 Stdlib only: ``http.server.ThreadingHTTPServer`` in front of SQLite, in rooms of one concern each:
 
-* ``contract``   the constants client and server share;
-* ``schema``     the DDL, its migrations, connections and transactions;
-* ``validation`` request bodies and query strings -> typed values, or BadRequest;
-* ``store``      the SQL, one function per operation, each its own transaction;
-* ``handler``    routing and the request handler: parse -> validate -> store -> respond;
-* ``server``     (here) checking the token and TLS material, binding, serving until a signal.
+* ``contract``    the constants client and server share;
+* ``schema``      the DDL, its migrations, connections and transactions;
+* ``validation``  request bodies and query strings -> typed values, or BadRequest;
+* ``store``       the SQL, one function per operation, each its own transaction;
+* ``connections`` the listen backlog, the bounded pool of workers, and read deadlines;
+* ``handler``     routing and the request handler: parse -> validate -> store -> respond;
+* ``server``      (here) checking the token and TLS material, binding, serving until a signal.
 
 The names ``deployer.cli`` (``auto-deploy state serve``) and the tests import from here stay importable here.
 """
@@ -27,6 +28,7 @@ from typing import Any
 
 from autocore.text import display
 from deployer.errors import ConfigError, TLSError
+from deployer.state.connections import MAX_WORKERS
 from deployer.state.contract import MAX_BODY, TOKEN_RE
 from deployer.state.handler import Handler, StateHTTPServer
 from deployer.state.schema import MIGRATIONS, SCHEMA_VERSION, init_db
@@ -87,15 +89,17 @@ def make_server(
     *,
     access_log: bool = True,
     clock: Callable[[], float] = time.time,
+    max_workers: int = MAX_WORKERS,
 ) -> ThreadingHTTPServer:
     """Create (but do not start) the environment-state server.
 
     ``port`` 0 picks a free port (read it from ``server.server_address``). With ``certfile`` (and
     ``keyfile`` unless the key is inside the certificate file) the server speaks HTTPS only, TLS 1.2+.
     Creates or migrates the database schema if needed. ``clock`` (seconds since the epoch) stamps
-    every write and decides when locks expire; tests inject a fake one. Raises ConfigError for a
-    missing token, a database that cannot be opened or an address that cannot be bound, and
-    TLSError for unusable TLS material.
+    every write and decides when locks expire; tests inject a fake one. At most ``max_workers``
+    connections are served at once; more wait in the listen backlog (see ``connections``). Raises
+    ConfigError for a missing token, a database that cannot be opened or an address that cannot be
+    bound, and TLSError for unusable TLS material.
     """
     token = _check_token(token)
     context = _tls_context(certfile, keyfile)
@@ -107,7 +111,7 @@ def make_server(
         is_v6 = False
     server_class = _IPv6Server if is_v6 else StateHTTPServer
     try:
-        return server_class((host, port), db_path, token, context, access_log, clock)
+        return server_class((host, port), db_path, token, context, access_log, clock, max_workers=max_workers)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
@@ -128,6 +132,7 @@ def run(
     certfile: str | None = None,
     keyfile: str | None = None,
     ready_message: bool = True,
+    max_workers: int = MAX_WORKERS,
 ) -> None:
     """Serve the environment-state API until SIGTERM or SIGINT, then return normally.
 
@@ -135,7 +140,7 @@ def run(
     socket is bound.
     """
     host, port = parse_listen(listen)
-    server = make_server(db_path, host, port, token, certfile, keyfile)
+    server = make_server(db_path, host, port, token, certfile, keyfile, max_workers=max_workers)
 
     def _stop(signum: int, frame: Any) -> None:
         # shutdown() waits for serve_forever() to return, so it must not run on serve_forever's thread.

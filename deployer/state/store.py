@@ -15,8 +15,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from autocore.names import is_valid
 from autocore.text import display
-from deployer.state.contract import NAME_RE, TIMESTAMP_FORMAT
+from deployer.state.contract import IDEMPOTENCY_TTL, NAME_RE, TIMESTAMP_FORMAT
 from deployer.state.schema import transaction
 from deployer.state.validation import (
     AuditEvent,
@@ -319,6 +320,39 @@ def release_lock(conn: sqlite3.Connection, name: str, request: ReleaseRequest, c
 
 
 # --------------------------------------------------------------------------------------------------
+# Idempotent writes: the stored answer of a write sent with an Idempotency-Key; callers hold the
+# write transaction, so that a write and its stored answer are committed (or rolled back) together
+
+
+def recall(conn: sqlite3.Connection, key: str, now: float) -> tuple[str, int, dict[str, Any]] | None:
+    """``(fingerprint, status, body)`` stored under ``key`` within the last IDEMPOTENCY_TTL seconds, or None."""
+    row = conn.execute(
+        "SELECT fingerprint, status, body FROM idempotency_keys WHERE key = ? AND created_at >= ?",
+        (key, now - IDEMPOTENCY_TTL),
+    ).fetchone()
+    return None if row is None else (row[0], row[1], json.loads(row[2]))
+
+
+def remember(
+    conn: sqlite3.Connection,
+    key: str,
+    fingerprint: str,
+    status: int,
+    body: dict[str, Any],
+    now: float,
+    *,
+    purge: bool = True,
+) -> None:
+    """Store the answer of a write under ``key``; with ``purge``, forget answers older than IDEMPOTENCY_TTL."""
+    if purge:
+        conn.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (now - IDEMPOTENCY_TTL,))
+    conn.execute(
+        "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, status, body, created_at) VALUES (?, ?, ?, ?, ?)",
+        (key, fingerprint, status, json.dumps(body, separators=(",", ":")), now),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # Reads and writes the operations share; callers hold the transaction
 
 
@@ -351,7 +385,7 @@ def _load_environment(conn: sqlite3.Connection, name: str) -> dict[str, Any] | N
 
 
 def _require_environment(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
-    env = _load_environment(conn, name) if NAME_RE.fullmatch(name) else None
+    env = _load_environment(conn, name) if is_valid(NAME_RE, name) else None
     if env is None:
         raise UnknownEnvironment(f"unknown environment {show(name)}")
     return env

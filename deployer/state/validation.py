@@ -3,6 +3,10 @@
 Every check of what a client sent lives here and fails the same way, with :class:`BadRequest` and a
 one-line message naming the field; the HTTP layer turns it into a 400. Nothing here touches the
 database or the socket.
+
+Names, addresses and labels go through ``autocore.names``: the whole value must match its pattern and
+no control character may hide in it (``re.match`` lets ``web\\n`` through a ``^...$`` pattern). Numbers
+from headers and query strings are ASCII digits only (``"²".isdigit()`` is true, ``int("²")`` fails).
 """
 
 from __future__ import annotations
@@ -13,21 +17,27 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from autocore.loading import reject_duplicate_keys
+from autocore.errors import BudgetExceededError, NotFiniteError
+from autocore.loading import Budget, load_json
+from autocore.names import has_control, is_valid
 from autocore.text import display
 from deployer.state.contract import (
+    ADDRESS_RE,
     AUDIT_KINDS,
     COLOURS,
-    CONTROL_RE,
     DEFAULT_LIMIT,
     DEPLOY_FLAGS,
     DEPLOY_OPTIONS,
     DOCS_VERSION_RE,
+    IDEMPOTENCY_KEY_RE,
     MAX_ACTOR,
+    MAX_BODY,
+    MAX_BODY_DEPTH,
     MAX_COMPOSE_FILE,
     MAX_DETAIL,
     MAX_DOCS_VERSION,
     MAX_IMAGE,
+    MAX_INT_DIGITS,
     MAX_JOB_URL,
     MAX_LIMIT,
     MAX_OWNER,
@@ -148,16 +158,40 @@ class AuditEvent:
 # Bodies and query strings
 
 
+# What one request body may cost to decode: 200,000 ``[`` is a one-line 400, not a RecursionError.
+_BODY_BUDGET = Budget(max_bytes=MAX_BODY, max_depth=MAX_BODY_DEPTH, max_int_digits=MAX_INT_DIGITS)
+_BODY = "request body"
+_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only; 18 digits stay below 2**63
+
+
 def json_body(raw: bytes) -> Any:
-    """Decode a request body: UTF-8 JSON without duplicate keys, NaN or Infinity."""
+    """Decode a request body: UTF-8 JSON without duplicate keys, NaN or Infinity, within its budgets."""
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=reject_duplicate_keys, parse_constant=_reject_constant)
+        return load_json(raw.decode("utf-8"), _BODY, budget=_BODY_BUDGET)
+    except BudgetExceededError as exc:
+        bad(str(exc))  # "request body: nested deeper than 128 levels, over the nesting depth budget of 128: ..."
+    except NotFiniteError as exc:
+        bad(f"request body is not valid JSON: {str(exc).removeprefix(_BODY + ': ')}")
     except (UnicodeDecodeError, ValueError) as exc:
         bad(f"request body is not valid JSON: {exc}")
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
+def content_length(raw: str | None) -> int | None:
+    """The Content-Length header as a number, None when absent; BadRequest unless ASCII digits."""
+    if raw is None:
+        return None
+    if not _DIGITS.fullmatch(raw.strip()):
+        bad(f"Content-Length must be a number of bytes, not {show(raw)}")
+    return int(raw.strip())
+
+
+def idempotency_key(raw: str | None) -> str | None:
+    """The optional Idempotency-Key header."""
+    if raw is None:
+        return None
+    if not is_valid(IDEMPOTENCY_KEY_RE, raw.strip()):
+        bad(f"Idempotency-Key {show(raw)} does not match {IDEMPOTENCY_KEY_RE.pattern}")
+    return raw.strip()
 
 
 def allow_params(params: dict[str, str], allowed: tuple[str, ...]) -> None:
@@ -173,7 +207,7 @@ def limit(params: dict[str, str]) -> int:
     raw = params.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         bad(f"limit must be an integer from 1 to {MAX_LIMIT}, not {show(raw)}")
     return int(raw)
 
@@ -210,7 +244,7 @@ def integer(value: Any, what: str, low: int, high: int) -> int:
 def text(value: Any, what: str, max_len: int, *, pattern: re.Pattern[str] | None = None) -> str:
     if not isinstance(value, str) or not value or len(value) > max_len:
         bad(f"{what} must be a non-empty string of at most {max_len} characters")
-    if pattern is not None and not pattern.fullmatch(value):
+    if pattern is not None and not is_valid(pattern, value):
         bad(f"{what} {show(value)} does not match {pattern.pattern}")
     return value
 
@@ -218,7 +252,7 @@ def text(value: Any, what: str, max_len: int, *, pattern: re.Pattern[str] | None
 def line(value: Any, what: str, max_len: int) -> str:
     """A non-empty one-line string: no control characters."""
     checked = text(value, what, max_len)
-    if CONTROL_RE.search(checked):
+    if has_control(checked):
         bad(f"{what} must not contain control characters")
     return checked
 
@@ -253,14 +287,14 @@ def seconds(value: Any, what: str, low: float, high: float) -> float:
 
 def https_url(value: Any, what: str) -> str:
     url = text(value, what, MAX_URL)
-    if not url.startswith("https://") or any(ch.isspace() for ch in url):
+    if not url.startswith("https://") or any(ch.isspace() for ch in url) or has_control(url):
         bad(f"{what} must be an https:// URL without spaces")
     return url
 
 
 def environment_name(name: str) -> str:
     """The name of an environment to create (reads answer 404 for a malformed one instead)."""
-    if not NAME_RE.fullmatch(name):
+    if not is_valid(NAME_RE, name):
         bad(f"invalid environment name {show(name)}: it must match {NAME_RE.pattern}")
     return name
 
@@ -283,13 +317,24 @@ def _cluster_spec(value: Any, of: str) -> tuple[str, int]:
     what = f"clusters.{of}"
     spec = fields(value, what, ("manager_address", "docker_port"))
     address = spec["manager_address"]
-    try:
-        if not isinstance(address, str):
-            raise ValueError(address)
-        canonical = str(ipaddress.ip_address(address))
-    except ValueError:
+    canonical = ip_literal(address)
+    if canonical is None:
         bad(f"{what}.manager_address must be an IPv4 or IPv6 literal, not {show(address)}")
     return canonical, integer(spec["docker_port"], f"{what}.docker_port", 1, 65535)
+
+
+def ip_literal(value: Any) -> str | None:
+    """The canonical text of an IP literal, or None: an IPv6 zone may only be an interface name or number.
+
+    ``ipaddress`` accepts any text after ``%`` (``fe80::1%eth0\\nFORGED``), so its answer is checked too.
+    """
+    if not isinstance(value, str) or not is_valid(ADDRESS_RE, value):
+        return None
+    try:
+        canonical = str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+    return canonical if is_valid(ADDRESS_RE, canonical) else None
 
 
 def switch_request(value: Any) -> SwitchRequest:
@@ -320,11 +365,8 @@ def deployment_record(value: Any) -> DeploymentRecord:
     compose = _compose(body["compose"])
     result = text(body["result"], "result", MAX_RESULT, pattern=RESULT_RE)
     record_actor = actor(body["actor"])
-    job_url = body.get("job_url")
-    if job_url is not None:
-        # Not line(): a deployment's job_url has never been checked for control characters
-        # (DeploymentRequest in contract.yaml has no pattern for it, unlike OptionalJobURL).
-        job_url = text(job_url, "job_url", MAX_JOB_URL)
+    # One line like every other job_url: it is shown by `auto-deploy history` and CI logs.
+    job_url = optional_line(body.get("job_url"), "job_url", MAX_JOB_URL)
     options = _deploy_options(body.get("options"))
     return DeploymentRecord(record_colour, stack, services, compose, result, record_actor, job_url, options)
 
@@ -342,7 +384,7 @@ def _services(value: Any) -> list[dict[str, Any]]:
             bad(f"services lists {name!r} twice")
         seen.add(name)
         image = text(item["image"], f"{what}.image", MAX_IMAGE)
-        if any(ch.isspace() for ch in image):
+        if any(ch.isspace() for ch in image) or has_control(image):
             bad(f"{what}.image must not contain whitespace")
         replicas = integer(item["replicas"], f"{what}.replicas", 0, MAX_REPLICAS)
         record: dict[str, Any] = {"name": name, "image": image, "replicas": replicas}
@@ -371,7 +413,7 @@ def _compose(value: Any) -> list[dict[str, str]]:
     for index, item in enumerate(value):
         what = f"compose[{index}]"
         item = fields(item, what, ("file", "content"))
-        name = text(item["file"], f"{what}.file", MAX_COMPOSE_FILE)
+        name = line(item["file"], f"{what}.file", MAX_COMPOSE_FILE)
         if not isinstance(item["content"], str):
             bad(f"{what}.content must be a string")
         files.append({"file": name, "content": item["content"]})
