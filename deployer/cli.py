@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from autocore.cli import OneLineArgumentParser, run_command
+from autocore.text import display
 from deployer import __version__
 from deployer.commands import RESOLVE_IMAGE_CHOICES, docker_cli, docker_host
 from deployer.errors import ConfigError
@@ -330,9 +331,11 @@ def _history(args: argparse.Namespace) -> int:
         what = detail.get("message") or ", ".join(
             f"{k}={v}" for k, v in sorted(plain.items()) if not isinstance(v, dict | list)
         )
-        job = f" {detail['job_url']}" if detail.get("job_url") else ""
-        result = detail.get("result", "")
-        print(f"{event['at']}  {event['kind']:<11} {result:<12} {event.get('actor') or '-'}{job}  {what}")
+        # Messages, reasons and actors are other people's text: each shown on one line, escapes visible.
+        job = f" {display(detail['job_url'])}" if detail.get("job_url") else ""
+        result = display(detail.get("result", ""))
+        actor = display(event.get("actor") or "-")
+        print(f"{display(event['at'])}  {display(event['kind']):<11} {result:<12} {actor}{job}  {display(what)}")
     return 0
 
 

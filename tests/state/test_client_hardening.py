@@ -419,3 +419,23 @@ def test_answers_still_round_trip_through_the_real_service(client: StateClient) 
     client.put_environment("lab", "blue", {"blue": ("fe80::1%eth0", 2376), "green": ("10.0.0.2", 2376)})
     assert client.resolve("lab").docker_host == "tcp://[fe80::1%eth0]:2376"
     assert json.loads(json.dumps(client.history("lab")))[0]["kind"] == "created"
+
+
+def test_history_shows_other_peoples_text_on_one_line_with_escapes(
+    state: Any, lab: StateClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab.record_event(
+        "lab",
+        kind="switch",
+        actor="ci",
+        result="failed",
+        detail={"message": "reason\nFORGED 2026-01-01T00:00:00Z  deploy  succeeded \x1b[31mred\x1b[0m"},
+    )
+    monkeypatch.setenv("AUTO_STATE_URL", state.url)
+    assert cli.main(["history", "--env", "lab"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    last = next(line for line in lines if "FORGED" in line)
+    assert "\x1b" not in last and last.endswith(
+        "reason FORGED 2026-01-01T00:00:00Z deploy succeeded \\x1b[31mred\\x1b[0m"
+    )
+    assert not [line for line in lines if line.startswith("FORGED")]
