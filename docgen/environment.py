@@ -5,8 +5,8 @@ service publishes its spec and docs. The live colour's services are the ones doc
 a manifest's (:func:`resolve_manifest`).
 
 A service whose name or docs version is not a whole, clean URL segment (``"web\\n"``) costs that service its
-page, never the portal: it is left out of the answer with a one-line warning before the state client checks
-the rest (the client refuses a whole environment for one such name, rightly for ``auto-deploy``).
+page, never the portal: the state client is asked to skip services that break the contract (it refuses the
+whole environment otherwise, rightly for ``auto-deploy``), and each is reported in one warning line.
 """
 
 from __future__ import annotations
@@ -22,13 +22,18 @@ from docgen.manifest import Manifest, ServiceEntry, check_unique, load_manifest
 from docgen.names import RESERVED_NAMES, valid_name, valid_version
 
 
+def _where(stack: Any, service: Any) -> str:
+    # Quoted: a newline in a name must not look like an ordinary name once the warning is put on one line.
+    name = service.get("name") if isinstance(service, dict) else service
+    return f"{stack if isinstance(stack, str) and not has_control(stack) else repr(stack)}/{name!r}"
+
+
 def _unusable(stack: Any, service: Any) -> str | None:
     """Why docgen cannot document this service of an answer (a one-line warning), or None."""
     if not isinstance(service, dict):
         return None  # not a service at all: the client's own check says so
     name, docs = service.get("name"), service.get("docs")
-    # Quoted: a newline in a name must not look like an ordinary name once the warning is put on one line.
-    where = f"{stack if isinstance(stack, str) and not has_control(stack) else repr(stack)}/{name!r}"
+    where = _where(stack, service)
     if not valid_name(name) or name in RESERVED_NAMES:
         if not isinstance(docs, dict):
             return f"{where}: no auto.docs.* labels, not documented"
@@ -39,46 +44,19 @@ def _unusable(stack: Any, service: Any) -> str | None:
     return None
 
 
-def without_unusable_services(data: Any) -> tuple[Any, list[str]]:
-    """The state service's Environment answer without the services docgen cannot document, and a warning for
-    each of the live colour's (the other colour is never documented: its services are dropped without a word)."""
-    if not isinstance(data, dict) or not isinstance(data.get("clusters"), dict):
-        return data, []  # not an environment: the client's own check says what is wrong
-    warnings: list[str] = []
-    clusters = dict(data["clusters"])
-    for colour, cluster in clusters.items():
-        if not isinstance(cluster, dict) or not isinstance(cluster.get("stacks"), list):
-            continue
-        stacks = []
-        for stack in cluster["stacks"]:
-            if isinstance(stack, dict) and isinstance(stack.get("services"), list):
-                kept = []
-                for service in stack["services"]:
-                    why = _unusable(stack.get("name"), service)
-                    if why is None:
-                        kept.append(service)
-                    elif colour == data.get("live_colour"):
-                        warnings.append(why)
-                stack = {**stack, "services": kept}
-            stacks.append(stack)
-        clusters[colour] = {**cluster, "stacks": stacks}
-    return {**data, "clusters": clusters}, warnings
-
-
 def _live_environment(environment: str, client: Any) -> tuple[Any, list[str]]:
-    """The environment as the client checks it, but with the services docgen cannot document left out first."""
+    """The environment as the client checks it, with the live colour's services that break the contract left
+    out (a warning each) rather than the whole environment refused."""
     if not valid_name(environment):
         raise ConfigError(f"invalid environment name {environment!r}: use lowercase letters, digits and '-'")
-    call = getattr(client, "_call", None)
-    if call is None:  # a client without the state client's transport: only what its own check lets through
-        return client.get_environment(environment), []
-    from deployer.state.client import parse_environment
-
-    # The same request and the same check as StateClient.get_environment, with the filter in between. The client
-    # has no public call for the raw answer: ``_call`` is the request-and-decode get_environment itself uses.
-    _, data = call("GET", f"/v1/environments/{environment}", (200,), environment=environment)
-    data, warnings = without_unusable_services(data)
-    return parse_environment(data, environment), warnings
+    skipped: list[Any] = []
+    env = client.get_environment(environment, skipped=skipped)
+    warnings = []
+    for left_out in skipped:
+        if left_out.colour == env.live_colour:  # the other colour is never documented
+            why = _unusable(left_out.stack, left_out.raw)
+            warnings.append(why or f"{_where(left_out.stack, left_out.raw)}: {left_out.reason}, skipped")
+    return env, warnings
 
 
 def entries_from_environment(environment: str, client: object) -> tuple[list[ServiceEntry], list[str]]:
@@ -99,7 +77,7 @@ def entries_from_environment(environment: str, client: object) -> tuple[list[Ser
             if service.docs is None:
                 warnings.append(f"{stack.name}/{service.name}: no auto.docs.* labels, not documented")
                 continue
-            # Checked again on what the client made of the answer (a client without the filter above).
+            # Names the contract allows but a URL segment does not ("Web", "index").
             if not valid_name(service.name) or service.name in RESERVED_NAMES:
                 warnings.append(f"{stack.name}/{service.name!r}: not usable as a URL segment, skipped")
                 continue

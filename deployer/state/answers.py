@@ -26,7 +26,7 @@ from deployer.state.contract import (
     STACK_RE,
     TIMESTAMP_RE,
 )
-from deployer.state.model import Cluster, Environment, Lock, Service, ServiceDocs, Stack
+from deployer.state.model import Cluster, Environment, Lock, Service, ServiceDocs, SkippedService, Stack
 
 _HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # autocore.names' control characters
 _IMAGE = re.compile(r"[^\s]{1,512}")  # Service.image in contract.yaml: no whitespace
@@ -113,8 +113,11 @@ class Checker:
         return value
 
 
-def parse_environment(data: Any, name: str) -> Environment:
-    """Validate a decoded ``Environment`` answer for environment ``name``; InvalidStateError if bad."""
+def parse_environment(data: Any, name: str, skipped: list[SkippedService] | None = None) -> Environment:
+    """Validate a decoded ``Environment`` answer for environment ``name``; InvalidStateError if bad.
+
+    With ``skipped``, a service that breaks the contract is left out and recorded there instead of failing
+    the whole environment (everything else is checked as strictly)."""
     check = Checker(name, f"GET /v1/environments/{name}")
     body = check.obj(data, "answer")
     if check.text(body, "name") != name:
@@ -130,7 +133,7 @@ def parse_environment(data: Any, name: str) -> Environment:
     for colour in raw_clusters:
         if colour not in COLOURS:
             check.fail(f"clusters has unknown colour {show(colour)}")
-    clusters = {colour: _parse_cluster(check, raw_clusters, colour) for colour in COLOURS}
+    clusters = {colour: _parse_cluster(check, raw_clusters, colour, skipped) for colour in COLOURS}
     live = [c.colour for c in clusters.values() if c.live]
     if len(live) == 2:
         check.fail("both blue and green are marked live")
@@ -141,7 +144,9 @@ def parse_environment(data: Any, name: str) -> Environment:
     return Environment(name, live_colour, revision, clusters, updated_at)
 
 
-def _parse_cluster(check: Checker, clusters: dict[str, Any], colour: str) -> Cluster:
+def _parse_cluster(
+    check: Checker, clusters: dict[str, Any], colour: str, skipped: list[SkippedService] | None
+) -> Cluster:
     where = f"clusters.{colour}."
     if colour not in clusters:
         check.fail(f"clusters.{colour} is missing")
@@ -159,30 +164,37 @@ def _parse_cluster(check: Checker, clusters: dict[str, Any], colour: str) -> Clu
     if not isinstance(live, bool):
         check.fail(f"{where}live {show(live)} is not true or false")
     stacks = tuple(
-        _parse_stack(check, item, f"{where}stacks[{i}].") for i, item in enumerate(check.items(raw, "stacks", where))
+        _parse_stack(check, item, f"{where}stacks[{i}].", colour, skipped)
+        for i, item in enumerate(check.items(raw, "stacks", where))
     )
     return Cluster(colour, address, port, live, stacks)
 
 
-def _parse_stack(check: Checker, item: Any, where: str) -> Stack:
+def _parse_stack(check: Checker, item: Any, where: str, colour: str, skipped: list[SkippedService] | None) -> Stack:
     raw = check.obj(item, where.rstrip("."))
     services = []
     for i, svc in enumerate(check.items(raw, "services", where)):
-        svc_where = f"{where}services[{i}]."
-        svc = check.obj(svc, svc_where.rstrip("."))
-        services.append(
-            Service(
-                check.matching(svc, "name", svc_where, STACK_RE, "a service name"),
-                check.matching(svc, "image", svc_where, _IMAGE, "an image reference"),
-                check.integer(svc, "replicas", svc_where, 0, MAX_REPLICAS_IN_ANSWER, "a replica count"),
-                _parse_docs(check, svc.get("docs"), f"{svc_where}docs"),
-            )
-        )
+        try:
+            services.append(_parse_service(check, svc, f"{where}services[{i}]."))
+        except InvalidStateError as exc:
+            if skipped is None:
+                raise
+            skipped.append(SkippedService(colour, raw.get("name"), svc, str(exc)))
     return Stack(
         check.matching(raw, "name", where, STACK_RE, "a stack name"),
         check.text(raw, "deployed_at", where),
         check.text(raw, "deployed_by", where),
         tuple(services),
+    )
+
+
+def _parse_service(check: Checker, value: Any, where: str) -> Service:
+    svc = check.obj(value, where.rstrip("."))
+    return Service(
+        check.matching(svc, "name", where, STACK_RE, "a service name"),
+        check.matching(svc, "image", where, _IMAGE, "an image reference"),
+        check.integer(svc, "replicas", where, 0, MAX_REPLICAS_IN_ANSWER, "a replica count"),
+        _parse_docs(check, svc.get("docs"), f"{where}docs"),
     )
 
 

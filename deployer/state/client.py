@@ -18,7 +18,7 @@ from autocore.names import is_valid
 from deployer.errors import ConfigError, DeployerError, LockHeldError, UnknownEnvironmentError
 from deployer.state.answers import Checker, list_of_objects, parse_environment, parse_events, parse_lock, show
 from deployer.state.contract import AUDIT_KINDS, COLOURS, DEFAULT_LIMIT, MAX_ID, NAME_RE, other_colour
-from deployer.state.model import Cluster, Environment, Lock, Service, ServiceDocs, Stack
+from deployer.state.model import Cluster, Environment, Lock, Service, ServiceDocs, SkippedService, Stack
 from deployer.state.transport import Transport
 
 # The names callers import from here, wherever they live now.
@@ -30,6 +30,7 @@ __all__ = [
     "Lock",
     "Service",
     "ServiceDocs",
+    "SkippedService",
     "Stack",
     "StateClient",
     "other_colour",
@@ -85,11 +86,15 @@ class StateClient(Transport):
             names.append(name)
         return sorted(names)
 
-    def get_environment(self, name: str) -> Environment:
-        """The environment ``name``, validated; UnknownEnvironmentError if the service lacks it."""
+    def get_environment(self, name: str, *, skipped: list[SkippedService] | None = None) -> Environment:
+        """The environment ``name``, validated; UnknownEnvironmentError if the service lacks it.
+
+        With ``skipped``, a service that breaks the contract is left out and listed there, instead of the
+        whole environment being refused (for readers such as the docs portal, where one bad name must cost
+        one page); the deployer never passes it."""
         _check_name(name)
         _, data = self._call("GET", f"/v1/environments/{name}", (200,), environment=name)
-        return parse_environment(data, name)
+        return parse_environment(data, name, skipped)
 
     def resolve(self, name: str) -> Cluster:
         """The live cluster of environment ``name``."""

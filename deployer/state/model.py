@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from deployer.state.contract import other_colour
 
@@ -51,6 +52,17 @@ class Cluster:
         """The Docker endpoint as ``tcp://ADDRESS:PORT`` (IPv6 in brackets)."""
         host = f"[{self.manager_address}]" if ":" in self.manager_address else self.manager_address
         return f"tcp://{host}:{self.docker_port}"
+
+
+@dataclass(frozen=True)
+class SkippedService:
+    """A service of an answer that breaks the contract, left out when the caller asked to skip such services
+    rather than refuse the whole environment (``auto-docs --from-env``: one bad name costs one page)."""
+
+    colour: str
+    stack: Any  # the stack's name as answered (not validated)
+    raw: Any  # the service as answered (not validated)
+    reason: str  # the one-line InvalidStateError message
 
 
 @dataclass(frozen=True)

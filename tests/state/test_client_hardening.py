@@ -439,3 +439,23 @@ def test_history_shows_other_peoples_text_on_one_line_with_escapes(
         "reason FORGED 2026-01-01T00:00:00Z deploy succeeded \\x1b[31mred\\x1b[0m"
     )
     assert not [line for line in lines if line.startswith("FORGED")]
+
+
+def test_a_reader_may_skip_services_that_break_the_contract_instead_of_the_environment(scripted_server: Any) -> None:
+    good = {"name": "orders", "image": "shop/orders:1", "replicas": 1}
+    bad = {"name": "web\nFORGED", "image": "shop/web:1", "replicas": 1}
+    body = environment_body()
+    body["clusters"]["blue"]["stacks"] = [
+        {"name": "shop", "deployed_at": "2026-11-25T06:30:00Z", "deployed_by": "ci", "services": [bad, good]}
+    ]
+    server = scripted_server([(200, body), (200, body)])
+    client = StateClient(server.url, retries=0)
+    with pytest.raises(InvalidStateError, match=r"services\[0\]\.name 'web\?FORGED' contains control characters"):
+        client.get_environment("lab")  # the deployer's way: the whole answer is refused
+
+    skipped: list[Any] = []
+    env = client.get_environment("lab", skipped=skipped)
+
+    assert [s.name for s in env.live_cluster.stacks[0].services] == ["orders"]
+    assert [(s.colour, s.stack, s.raw) for s in skipped] == [("blue", "shop", bad)]
+    assert skipped[0].reason.startswith("invalid state for environment 'lab': clusters.blue.stacks[0].services[0].name")
