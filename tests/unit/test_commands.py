@@ -83,3 +83,9 @@ def test_service_rollback_and_remove() -> None:
 def test_old_clients_get_no_detach_flag() -> None:
     cmd = commands.stack_deploy("s", ["a.yml"], env={}, detach_flag=False)
     assert cmd.argv == ("docker", "stack", "deploy", "--compose-file", "a.yml", "--resolve-image", "always", "s")
+
+
+def test_docker_cli_is_read_in_one_place_and_empty_means_the_default() -> None:
+    assert commands.docker_cli({}) == "docker"
+    assert commands.docker_cli({"AUTO_DOCKER_CLI": ""}) == "docker"  # an empty CI variable is no client at all
+    assert commands.docker_cli({"AUTO_DOCKER_CLI": "/usr/local/bin/docker"}) == "/usr/local/bin/docker"
