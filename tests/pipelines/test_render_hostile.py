@@ -200,8 +200,8 @@ def test_an_alias_bomb_descriptor_is_refused_in_one_line(service: Path, capsys: 
     assert _render(service) == 2
     assert time.monotonic() - started < 20
     assert _error_line(capsys) == (
-        f"Error: {service / 'auto-service.yml'}: stands for more nodes once its aliases are expanded, over the node "
-        "count budget of 2000000: refused unread"
+        f"Error: {service / 'auto-service.yml'}: more than 500000 nodes (YAML aliases expanded), over the node "
+        "count budget of 500000: refused unread"
     )
 
 
