@@ -127,7 +127,8 @@ class _BudgetedComposer:
         self._nodes += nodes
         if self._nodes > self.budget.max_nodes:
             limit = self.budget.max_nodes
-            raise BudgetExceededError(self.source, "node count", limit, f"more than {limit} nodes (YAML aliases expanded)")
+            found = f"more than {limit} nodes (YAML aliases expanded)"
+            raise BudgetExceededError(self.source, "node count", limit, found)
 
 
 def _check_plain_scalar(value: str, budget: Budget, source: str) -> None:
