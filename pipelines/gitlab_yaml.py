@@ -22,6 +22,7 @@ from yaml.nodes import ScalarNode, SequenceNode
 
 from autocore.errors import ToolkitError
 from autocore.loading import DEFAULT_BUDGET, StrictYAMLLoader, load_yaml_documents, yaml_problem
+from autocore.text import json_path
 from pipelines.errors import PipelinesConfigError
 
 _MAX_REFERENCE_DEPTH = 10  # GitLab's own limit on nested !reference tags
@@ -87,6 +88,7 @@ def parse_pipeline(text: str, source: str) -> tuple[dict[str, Any] | None, dict[
         if not isinstance(document, dict):
             kind = "empty" if document is None else f"a {type(document).__name__}"
             raise PipelinesConfigError(f"{source}: not a GitLab CI file (a document is {kind}, not a mapping)")
+        _check_keys(document, source)
     if len(documents) == 2:
         header, body = documents
         if set(header) != {"spec"}:
@@ -98,6 +100,23 @@ def parse_pipeline(text: str, source: str) -> tuple[dict[str, Any] | None, dict[
     if set(body) == {"spec"} and isinstance(body["spec"], dict):
         return body["spec"], {}  # a header with no body yet
     return None, body
+
+
+def _check_keys(document: dict[str, Any], source: str) -> None:
+    """Every mapping key is a name: a key YAML reads as something else (``? `` alone is a null key, ``1:`` a
+    number, ``[a]:`` a list) is one line saying where, instead of a crash in the schema check."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(document, ())]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if not isinstance(key, str):
+                    raise PipelinesConfigError(
+                        f"{source}: {json_path(where)}: the key {key!r} is not a name: write it in quotes"
+                    )
+                stack.append((child, (*where, key)))
+        elif isinstance(value, list):
+            stack.extend((child, (*where, index)) for index, child in enumerate(value))
 
 
 def load_pipeline(path: str | Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:

@@ -295,3 +295,21 @@ def test_hostile_files_are_refused_in_one_line_naming_the_budget(
     assert err.splitlines() == [
         f"Error: {path}: {expected}" + ("" if expected.endswith("unread") else ": refused unread")
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "key"),
+    [
+        ("?", "$", "None"),
+        ("job:\n  script: [x]\n  variables:\n    1: a\n", "$.job.variables", "1"),
+        ("true: 1\n", "$", "True"),
+    ],
+)
+def test_a_key_that_is_not_a_name_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, where: str, key: str
+) -> None:
+    # Found by tests/fuzz: "?" alone is a YAML mapping with a null key, which crashed the schema check.
+    path = tmp_path / ".gitlab-ci.yml"
+    path.write_text(text)
+    assert cli.main(["lint", str(path)]) == 2
+    assert capsys.readouterr().err == f"Error: {path}: {where}: the key {key} is not a name: write it in quotes\n"
