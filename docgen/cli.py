@@ -142,7 +142,7 @@ def _build(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out}: name the merged spec .json, .yaml or .yml")
     from autocore.files import write_atomic
     from docgen.environment import resolve_manifest
-    from docgen.portal import dump_spec, gather, publish_site, summary_line
+    from docgen.portal import gather, publish_site, summary_line
     from docgen.sources import Fetcher
 
     manifest, notes = resolve_manifest(args.manifest, args.from_env, os.environ)
@@ -164,7 +164,7 @@ def _build(args: argparse.Namespace) -> int:
         print(f"Error: --strict: {len(refused)} problem(s) above; nothing was published", file=sys.stderr)
         code = EXIT_INVALID_SPEC
     elif args.command == "merge":
-        write_atomic(out, dump_spec(portal.merged, out.suffix.lower()))
+        write_atomic(out, portal.merged_document.serialised(out.suffix.lower()))
         print(f"merged spec written to {out}", file=sys.stderr)
     else:
         site_header = f"auto-docs: build the Sphinx site into {out}/"

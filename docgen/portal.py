@@ -26,7 +26,7 @@ from docgen.scrub import Removal, scrub_markdown, scrub_spec
 from docgen.sources import Fetcher, ServiceSource, docs_from_folder, read_all
 
 # Bump when what a cached entry holds changes meaning (validation rules, merge output).
-CACHE_FORMAT = "docgen-cache-2"
+CACHE_FORMAT = "docgen-cache-3"
 MAX_REASONS = 5
 
 
@@ -175,11 +175,20 @@ class Cache:
         return self.root is not None and (self.root / kind / f"{key}.json").is_file()
 
     def put(self, kind: str, key: str, value: Any) -> None:
+        self.put_bytes(kind, f"{key}.json", json.dumps(value, separators=(",", ":")).encode())
+
+    def get_bytes(self, kind: str, name: str) -> bytes | None:
+        if self.root is None:
+            return None
+        try:
+            return (self.root / kind / name).read_bytes()
+        except OSError:
+            return None
+
+    def put_bytes(self, kind: str, name: str, data: bytes) -> None:
         if self.root is None:
             return
-        folder = self.root / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / f"{key}.json", json.dumps(value, separators=(",", ":")).encode())
+        write_atomic(self.root / kind / name, data)
 
 
 def process_specs(
@@ -238,16 +247,55 @@ def _apply(result: ServiceResult, output: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- the whole portal
 
 
+class MergedDocument:
+    """The merged reference, held by its cache key: on a warm run nothing reads (or re-serialises) the document
+    unless something needs the document itself; ``merge`` writes the serialised bytes kept from the last run."""
+
+    def __init__(
+        self,
+        key: str,
+        cache: Cache,
+        operations: int,
+        document: dict[str, Any] | None,
+        rebuild: Callable[[], dict[str, Any]],
+    ) -> None:
+        self.key = key
+        self.operations = operations
+        self._cache = cache
+        self._document = document
+        self._rebuild = rebuild
+
+    def document(self) -> dict[str, Any]:
+        if self._document is None:
+            cached = self._cache.get("merged", self.key)
+            self._document = cached["document"] if isinstance(cached, dict) else self._rebuild()
+        return self._document
+
+    def serialised(self, suffix: str) -> bytes:
+        """The document as ``dump_spec`` writes it for a file ending in ``suffix`` (cached by key and suffix)."""
+        name = f"{self.key}{suffix}"
+        data = self._cache.get_bytes("rendered", name)
+        if data is None:
+            data = dump_spec(self.document(), suffix)
+            self._cache.put_bytes("rendered", name, data)
+        return data
+
+
 @dataclass
 class PortalBuild:
     """The outcome of a build (or of a merge only)."""
 
     manifest: Manifest
     services: list[ServiceResult]
-    merged: dict[str, Any]
+    merged_document: MergedDocument
     warnings: list[str] = field(default_factory=list)
     site: Any = None
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def merged(self) -> dict[str, Any]:
+        """The platform's one OpenAPI 3.1 document."""
+        return self.merged_document.document()
 
     @property
     def quarantined(self) -> list[ServiceResult]:
@@ -266,7 +314,7 @@ class PortalBuild:
 
     def report(self) -> dict[str, Any]:
         """The ``--json-report``: every service's result."""
-        operations = sum(1 for item in self.merged.get("paths", {}).values() for key in item if key in _METHODS)
+        operations = self.merged_document.operations
         return {
             "title": self.manifest.title,
             "source": self.manifest.source,
@@ -287,8 +335,9 @@ class PortalBuild:
 _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
-def merge_services(manifest: Manifest, results: list[ServiceResult], cache: Cache) -> dict[str, Any]:
-    """The platform's one OpenAPI 3.1 document from the published services' fragments (cached as a whole)."""
+def merge_services(manifest: Manifest, results: list[ServiceResult], cache: Cache) -> MergedDocument:
+    """The platform's one OpenAPI 3.1 document from the published services' fragments (cached as a whole; a warm
+    run reads only its small meta entry)."""
     published = [r for r in results if r.status == "published"]
     servers = [{"url": manifest.gateway}]
     key = _digest(
@@ -298,8 +347,8 @@ def merge_services(manifest: Manifest, results: list[ServiceResult], cache: Cach
         manifest.gateway,
         *[r.key or r.entry.name for r in published],
     )
-    cached = cache.get("merged", key)
-    if cached is None:
+
+    def combined() -> dict[str, Any]:
         from docgen.merge import combine  # only on a miss: a warm build needs no converter
 
         merged = combine(
@@ -309,13 +358,21 @@ def merge_services(manifest: Manifest, results: list[ServiceResult], cache: Cach
             description=manifest.description,
             servers=servers,
         )
-        cached = {"document": merged.document, "renamed": [list(t) for t in merged.renamed_operation_ids]}
-        cache.put("merged", key, cached)
+        operations = sum(1 for item in merged.document.get("paths", {}).values() for k in item if k in _METHODS)
+        meta = {"renamed": [list(t) for t in merged.renamed_operation_ids], "operations": operations}
+        cache.put("merged", key, {"document": merged.document})
+        cache.put("merged-meta", key, meta)  # after the document: a meta entry implies its document
+        state["meta"] = meta
+        return merged.document
+
+    state: dict[str, Any] = {"meta": cache.get("merged-meta", key)}
+    document = None if state["meta"] is not None else combined()
+    meta = state["meta"]
     by_name = {r.entry.name: r for r in published}
-    for service, old, new in cached["renamed"]:
+    for service, old, new in meta["renamed"]:
         note = f"{service}: operationId {old!r} is already used by another service; published as {new!r}"
         by_name[service].warnings.append(note)
-    return cached["document"]
+    return MergedDocument(key, cache, meta["operations"], document, combined)
 
 
 def gather(

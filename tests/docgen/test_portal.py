@@ -283,3 +283,21 @@ def test_one_teams_hostile_spec_costs_only_that_team_its_reference(capsys, sampl
     merged = json.loads((public / "openapi.json").read_text(), parse_constant=refuse)
     assert "/api/orders/v1/orders/{orderId}" in merged["paths"]
     assert (public / "services" / "bomb" / "index.html").exists()
+
+
+def test_a_warm_merge_writes_the_kept_bytes_and_rebuilds_what_it_cannot_read(capsys, samples: Path) -> None:
+    cache = samples / ".cache"
+    out = samples / "merged.json"
+    argv = ["merge", "--manifest", str(samples / "services.yml"), "--out", str(out), "--cache", str(cache)]
+    assert main(argv) == 0
+    first = out.read_bytes()
+    for entry in (cache / "merged").iterdir():
+        entry.write_text("not JSON")  # a warm merge must not need the document itself
+    out.unlink()
+    assert main(argv) == 0
+    assert out.read_bytes() == first
+    shutil.rmtree(cache / "rendered")  # now it does: the unreadable entry is a miss, and the merge is redone
+    out.unlink()
+    assert main(argv) == 0
+    assert out.read_bytes() == first
+    capsys.readouterr()
