@@ -124,10 +124,9 @@ def _writer(url: str, token: str, stop_at: float, name: str, out: dict[str, Any]
     out["failures"].update(session.failures)
 
 
-def client_process(index: int, url: str, token: str, readers: int, writers: int, stop_at: float, results: Any) -> None:
-    """One client process: ``readers`` + ``writers`` threads until ``stop_at``; puts its results."""
-    lock = threading.Lock()
-    totals: dict[str, Any] = {
+def _empty_totals() -> dict[str, Any]:
+    """What one client thread (or process) counts."""
+    return {
         "latency": {"read": [], "history": [], "write": []},
         "errors": Counter(),
         "samples": {},
@@ -138,17 +137,14 @@ def client_process(index: int, url: str, token: str, readers: int, writers: int,
         "failures": Counter(),
     }
 
+
+def client_process(index: int, url: str, token: str, readers: int, writers: int, stop_at: float, results: Any) -> None:
+    """One client process: ``readers`` + ``writers`` threads until ``stop_at``; puts its results."""
+    lock = threading.Lock()
+    totals = _empty_totals()
+
     def run(target: Any, *args: Any) -> None:
-        own: dict[str, Any] = {
-            "latency": {"read": [], "history": [], "write": []},
-            "errors": Counter(),
-            "samples": {},
-            "acked": [],
-            "failed": [],
-            "calls": 0,
-            "attempts": 0,
-            "failures": Counter(),
-        }
+        own = _empty_totals()
         try:
             target(*args, own)
         finally:
