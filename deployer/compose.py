@@ -14,12 +14,6 @@ from autocore.loading import load_yaml
 from deployer.errors import ConfigError
 from deployer.state.contract import COMPOSE_SERVICE_RE, DOCS_LABELS, DOCS_VERSION_RE, STACK_RE
 
-# The contract's rules under the names they have always had here, so that what a deploy records the
-# state service accepts (service names excepted: see contract.COMPOSE_SERVICE_RE).
-STACK_NAME = STACK_RE
-SERVICE_NAME = COMPOSE_SERVICE_RE
-DOCS_VERSION = DOCS_VERSION_RE
-
 
 @dataclass(frozen=True)
 class ComposeFile:
@@ -44,7 +38,7 @@ class ComposeSet:
 
 def check_stack_name(stack: str) -> str:
     """Reject a stack name Docker would refuse, before touching anything."""
-    if not STACK_NAME.fullmatch(stack):
+    if not STACK_RE.fullmatch(stack):
         raise ConfigError(f"invalid stack name {stack!r}: use letters, digits, '_', '.' or '-'")
     return stack
 
@@ -77,7 +71,7 @@ def load(paths: list[str]) -> ComposeSet:
         if not isinstance(section, dict):
             raise ConfigError(f"compose file {path}: 'services' must be a mapping of service names")
         for name in section:
-            if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
+            if not isinstance(name, str) or not COMPOSE_SERVICE_RE.fullmatch(name):
                 raise ConfigError(f"compose file {path}: invalid service name {name!r}")
             services.setdefault(name, None)
             # Later files override earlier ones, as `docker stack deploy -c a -c b` merges them.
@@ -112,7 +106,7 @@ def _check_docs(found: dict[str, str], name: str) -> dict[str, str]:
         raise ConfigError(
             f"service {name}: auto.docs.* labels need both auto.docs.version and auto.docs.spec; add the missing one"
         )
-    if not DOCS_VERSION.fullmatch(found["version"]):
+    if not DOCS_VERSION_RE.fullmatch(found["version"]):
         raise ConfigError(f"service {name}: auto.docs.version {found['version']!r} must look like v1 or 2.0")
     for key in ("spec_url", "docs_url"):
         url = found.get(key)

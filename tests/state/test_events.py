@@ -349,3 +349,11 @@ def test_a_database_from_a_newer_server_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ConfigError, match="newer than this server's"):
         init_db(str(db))
+
+
+def test_the_frozen_v2_migration_allows_every_kind_the_contract_names() -> None:
+    # Migration v2 keeps its own copy of the kinds (a migration never changes); a kind added to the contract
+    # without a new migration would be refused by the database's CHECK. This says so the day it happens.
+    from deployer.state import contract, schema
+
+    assert schema._V2_EVENT_KINDS == contract.EVENT_KINDS
