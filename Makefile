@@ -18,7 +18,7 @@ GCL_VERSION := 4.72.0
 GCL_PREFIX := .cache/node
 GCL_STAMP := $(GCL_PREFIX)/.gitlab-ci-local-$(GCL_VERSION)
 
-.PHONY: help system venv test unit lint demo lab-up lab-down bench bench-docs clean docs corpus gitlab-ci-local
+.PHONY: help system venv test unit lint demo lab-up lab-down bench bench-docs bench-lint clean docs corpus gitlab-ci-local
 
 help:
 	@echo "make demo  - set up, start the lab, deploy v1 live and v2 idle, switch under load"
@@ -89,6 +89,9 @@ bench: lab-up
 
 bench-docs: corpus
 	$(PY) benchmarks/docgen_bench.py --services 100
+
+bench-lint: $(STAMP) gitlab-ci-local
+	$(PY) benchmarks/lint_corpus.py
 
 clean: lab-down
 	rm -rf $(VENV) .tox .pytest_cache .ruff_cache .cache .auto-docs-cache public

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -196,17 +197,22 @@ def load_yaml_documents(
     *,
     budget: Budget = DEFAULT_BUDGET,
     loader: type[yaml.SafeLoader] = StrictYAMLLoader,
+    inspect: Callable[[Node], None] | None = None,
 ) -> list[Any]:
     """Every document of a YAML stream (a CI/CD component: its ``spec:`` header, then its body), within
-    ``budget`` for the stream as a whole; the errors are ``load_yaml``'s."""
+    ``budget`` for the stream as a whole; the errors are ``load_yaml``'s. ``inspect`` sees each document's
+    composed node tree (with its line numbers) before it is constructed."""
     _check_size(text, source, budget)
     instance = _budgeted(loader)(text)
     instance.budget = budget  # type: ignore[attr-defined]
     instance.source = source  # type: ignore[attr-defined]
     try:
         documents = []
-        while instance.check_data():
-            documents.append(instance.get_data())
+        while instance.check_node():
+            node = instance.get_node()
+            if inspect is not None:
+                inspect(node)
+            documents.append(instance.construct_document(node))
         return documents
     finally:
         instance.dispose()

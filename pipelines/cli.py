@@ -18,15 +18,16 @@ from pathlib import Path
 from autocore.ci_log import section
 from autocore.cli import OneLineArgumentParser, error_line, run_command
 from autocore.issues import SEVERITY_ERROR, SEVERITY_WARNING, Issue
-from pipelines.errors import EXIT_BAD_INPUT, EXIT_ISSUES, EXIT_OK, PipelinesConfigError, PipelinesError
+from pipelines.errors import EXIT_BAD_INPUT, EXIT_ISSUES, EXIT_OK, PipelinesConfigError
+from pipelines.locations import DEFAULT_COMPONENT_PATH
 from pipelines.render_cli import add_render_parser, run_render
 
-EXIT_CODES_HELP = """exit codes:
+EXIT_CODES_HELP = """exit codes (lint: the worst outcome across its files, in the order 4, 3, 2, 0):
   0  every file is clean (warnings, such as a needs: target that may come from an include:, do not fail);
      secrets push / deployment record: done (or, with --dry-run, nothing to report as wrong)
-  2  bad input: a missing, unreadable or unparsable file (invalid YAML, a duplicate key), a bad command line,
+  2  bad input: a missing, unreadable or unparsable file (invalid YAML, over a budget), a bad command line,
      GITLAB_URL / GITLAB_TOKEN / the project missing, invalid TLS material (then nothing is uploaded)
-  3  at least one file has lint errors (offline ones, or GitLab's own with --remote)
+  3  at least one file has lint errors (offline ones, or GitLab's own with --remote), whatever else was refused
   4  the GitLab API refused or is unreachable: token refused (401), no permission (403), project or resource
      not found (404), endpoint removed (410), connection, timeout or TLS verification failure, other errors;
      when secrets push fails part-way, the message says what was and was not changed
@@ -72,8 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", nargs="+", metavar="FILE", help=".gitlab-ci.yml or a component's template .yml")
-    p.add_argument("--json", action="store_true", help="print a JSON list of results on stdout")
-    p.add_argument("--remote", action="store_true", help="also lint with GitLab's CI lint API (needs GITLAB_URL/TOKEN)")
+    p.add_argument(
+        "--json", action="store_true", help="print a JSON list on stdout: one entry per file, refused ones included"
+    )
+    p.add_argument(
+        "--remote",
+        action="store_true",
+        help="also lint with GitLab's CI lint API, and read include: project: files through GitLab (needs "
+        "GITLAB_URL/TOKEN)",
+    )
+    p.add_argument(
+        "--root",
+        metavar="DIR",
+        help="the repository root that include: local: paths start from (default: the git repository holding "
+        "each file; outside one, local includes are not read and what depends on them is a warning)",
+    )
+    p.add_argument(
+        "--component-path",
+        default=DEFAULT_COMPONENT_PATH,
+        metavar="PATH",
+        help=f"where the toolkit's components are included from: include: component: PATH/NAME@VERSION is read "
+        f"from the toolkit's templates (default: {DEFAULT_COMPONENT_PATH})",
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="a key written twice in one mapping is an error, not a warning"
+    )
     _with_gitlab(p, "the project whose CI lint to use (default: CI_PROJECT_ID; none: the global endpoint)")
     p.add_argument("--ref", help="branch or tag the dry run simulates a pipeline for (default: the default branch)")
     p.set_defaults(handler=_lint)
@@ -144,31 +168,48 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- lint
 
 
+def _repository_root(file: str) -> Path | None:
+    """The root of the git repository holding ``file`` (where GitLab reads its local includes from), if any."""
+    for directory in Path(file).resolve().parents:
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
 def _lint(args: argparse.Namespace) -> int:
     from pipelines.gitlab_yaml import load_pipeline
-    from pipelines.lint import lint_file
+    from pipelines.includes import IncludeSettings
+    from pipelines.lint import LintOptions, lint_file
+    from pipelines.locations import check_component_path
 
-    client = settings = None
+    client = settings = reader = None
     if args.remote:
         # GitLab modules are imported on demand: python-gitlab would triple the start-up time of offline lint.
         from pipelines.gitlab_api import connect, load_settings
+        from pipelines.remote_lint import project_reader
 
         # Settings first: a missing token fails before any work is done.
         settings = load_settings(os.environ, project=args.project, ca_file=args.ca_file, need_project=False)
         if args.ref and not settings.project:
             raise PipelinesConfigError("--ref needs a project: pass --project ID_OR_PATH or set CI_PROJECT_ID")
         client = connect(settings)
+        reader = project_reader(client, settings)
     elif args.project or args.ref or args.ca_file:
         raise PipelinesConfigError("--project, --ref and --ca-file are for --remote")
+    check_component_path(args.component_path)
+    if args.root is not None and not Path(args.root).is_dir():
+        raise PipelinesConfigError(f"--root {args.root}: no such directory")
     results: dict[str, list[Issue]] = {}
-    failed = 0
+    refused: dict[str, str] = {}
     with _phase("offline_lint", "Offline lint") if args.remote else nullcontext():
         for file in args.files:
+            root = Path(args.root) if args.root is not None else _repository_root(file)
+            includes = IncludeSettings(root=root, component_path=args.component_path, read_project=reader)
             try:
-                results[file] = lint_file(file)
-            except PipelinesError as exc:
-                print(error_line(exc), file=sys.stderr)
-                failed += 1
+                results[file] = lint_file(file, LintOptions(includes=includes, strict=args.strict))
+            except PipelinesConfigError as exc:
+                refused[file] = error_line(exc)
+                print(refused[file], file=sys.stderr)
     if client is not None and settings is not None:
         from pipelines.remote_lint import component_skipped, lint_remote
 
@@ -183,14 +224,20 @@ def _lint(args: argparse.Namespace) -> int:
     errors = sum(i.severity == SEVERITY_ERROR for issues in results.values() for i in issues)
     warnings = sum(i.severity == SEVERITY_WARNING for issues in results.values() for i in issues)
     if args.json:
-        report = [
-            {
+        report = []
+        for file in args.files:
+            if file in refused:
+                reason = refused[file].removeprefix("Error: ")
+                issue = Issue(file, "$", reason, "refused").as_dict(source_key="file")
+                report.append({"file": file, "ok": False, "refused": reason, "issues": [issue]})
+                continue
+            issues = results.get(file, [])
+            entry = {
                 "file": file,
                 "ok": not any(i.severity == SEVERITY_ERROR for i in issues),
                 "issues": [i.as_dict(source_key="file") for i in issues],
             }
-            for file, issues in results.items()
-        ]
+            report.append(entry)
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
         for issues in results.values():
@@ -198,15 +245,16 @@ def _lint(args: argparse.Namespace) -> int:
                 print(issue)
         clean = sum(not any(i.severity == SEVERITY_ERROR for i in issues) for issues in results.values())
         summary = (
-            f"{len(results)} file(s) checked: {clean} clean, {len(results) - clean} with errors; "
+            f"{len(args.files)} file(s) checked: {clean} clean, {len(results) - clean} with errors; "
             f"{errors} error(s), {warnings} warning(s)"
         )
-        if failed:
-            summary += f", {failed} unreadable"
+        if refused:
+            summary += f", {len(refused)} refused (unreadable or not valid YAML)"
         print(summary)
-    if failed:
-        return EXIT_BAD_INPUT
-    return EXIT_ISSUES if errors else EXIT_OK
+    # The worst outcome across the files (see EXIT_CODES_HELP): lint errors, then a refused file.
+    if errors:
+        return EXIT_ISSUES
+    return EXIT_BAD_INPUT if refused else EXIT_OK
 
 
 # --------------------------------------------------------------------------- secrets push

@@ -1,38 +1,31 @@
-"""Loading GitLab CI YAML: ``!reference`` tags, duplicate keys refused, component ``spec:`` headers.
+"""Loading GitLab CI YAML: ``!reference`` tags, duplicate keys, component ``spec:`` headers.
 
 A CI/CD component file is two YAML documents: the ``spec:`` header, ``---``, then the body.
-:func:`load_pipeline` returns ``(spec or None, body)``; :func:`resolve_references` replaces each
-``!reference [job, key, ...]`` by the value it names, as GitLab does after merging includes.
+:func:`load_document` returns a :class:`Loaded` (the spec or None, the body, the duplicate keys);
+:func:`load_pipeline` the first two alone.
 
-Expansion has budgets of its own, because a reference is a copy, not a pointer: a 2 KB file of lists of
-references to lists of references stands for billions of nodes once expanded (the loader's alias budget
-cannot see it: ``!reference`` is resolved after loading). Past a budget, :func:`resolve_references`
-raises a one-line ``PipelinesConfigError`` naming it, before the copy is built.
+A key written twice in one mapping is not an error to GitLab: Ruby's YAML keeps the last value, and so
+does this loader. It is recorded (:class:`DuplicateKey`, with both line numbers) for lint to warn about,
+because in real files it sometimes hides a slip. ``!reference`` tags stay :class:`Reference` objects here:
+GitLab resolves them only after includes and ``extends`` (see ``pipelines.references``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError
-from yaml.nodes import ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from autocore.errors import ToolkitError
-from autocore.loading import DEFAULT_BUDGET, StrictYAMLLoader, load_yaml_documents, yaml_problem
+from autocore.loading import StrictYAMLLoader, load_yaml_documents, yaml_problem
 from autocore.text import json_path
 from pipelines.errors import PipelinesConfigError
 
-_MAX_REFERENCE_DEPTH = 10  # GitLab's own limit on nested !reference tags
-# Nodes (mappings, lists, scalars) that reference expansion may add to a file. Linting costs some 20 us a node,
-# so the worst file under this budget lints in seconds; real files add a few thousand (100 jobs that each
-# reference a 20-rule list add 6,000).
-MAX_REFERENCE_NODES = 200_000
-# The expanded file may be no deeper than a loaded one may be: deeper, and lint's recursive walks (and the
-# schema validator's) would run out of stack instead of answering.
-MAX_RESOLVED_DEPTH = DEFAULT_BUDGET.max_depth
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True)
@@ -47,16 +40,58 @@ class Reference:
 
 
 @dataclass(frozen=True)
-class Unresolved:
-    """A ``!reference`` that names nothing in the file: where it is (path parts), and why."""
+class DuplicateKey:
+    """A key written twice in one mapping: where the mapping is (path parts), the key, and both lines (1-based).
+    GitLab keeps the value written last."""
 
     where: tuple[Any, ...]
-    reference: Reference
-    reason: str
+    key: str
+    first_line: int
+    second_line: int
+
+
+@dataclass
+class Loaded:
+    """A loaded GitLab CI file: its ``spec:`` header (None when it has none), its body, its duplicate keys."""
+
+    spec: dict[str, Any] | None
+    body: dict[str, Any]
+    duplicates: list[DuplicateKey] = field(default_factory=list)
 
 
 class GitLabLoader(StrictYAMLLoader):
-    """The strict loader (no duplicate keys, dates kept as strings) that also understands ``!reference``."""
+    """The strict loader's types (dates kept as strings), plus ``!reference``; a duplicate key is recorded, and the
+    last value kept, as GitLab's YAML does."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        return yaml.SafeLoader.construct_mapping(self, node, deep=deep)  # duplicates: the last one wins
+
+
+def _duplicate_keys(root: Node) -> list[DuplicateKey]:
+    """Every key written twice in one mapping of the tree under ``root``. Each node is visited once (an alias
+    shares its anchor's node), so the walk costs what composing the document did."""
+    found: list[DuplicateKey] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, tuple[Any, ...]]] = [(root, ())]
+    while stack:
+        node, where = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            lines: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
+                    continue
+                line = key_node.start_mark.line + 1
+                if key_node.value in lines:
+                    found.append(DuplicateKey(where, key_node.value, lines[key_node.value], line))
+                lines[key_node.value] = line
+                stack.append((value_node, (*where, key_node.value)))
+        elif isinstance(node, SequenceNode):
+            stack.extend((child, (*where, index)) for index, child in enumerate(node.value))
+    found.sort(key=lambda d: d.second_line)
+    return found
 
 
 def _construct_reference(loader: GitLabLoader, node: Any) -> Reference:
@@ -72,8 +107,17 @@ GitLabLoader.add_constructor("!reference", _construct_reference)
 
 def parse_pipeline(text: str, source: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Parse GitLab CI YAML text; returns ``(spec header or None, body)``. Raises ``PipelinesConfigError``."""
+    loaded = parse_document(text, source)
+    return loaded.spec, loaded.body
+
+
+def parse_document(text: str, source: str) -> Loaded:
+    """Parse GitLab CI YAML text into a :class:`Loaded`. Raises ``PipelinesConfigError``."""
+    duplicates: list[DuplicateKey] = []
     try:
-        documents = load_yaml_documents(text, source, loader=GitLabLoader)
+        documents = load_yaml_documents(
+            text, source, loader=GitLabLoader, inspect=lambda node: duplicates.extend(_duplicate_keys(node))
+        )
     except ToolkitError as exc:  # past a budget
         raise PipelinesConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
@@ -95,11 +139,11 @@ def parse_pipeline(text: str, source: str) -> tuple[dict[str, Any] | None, dict[
             extra = ", ".join(sorted(map(str, set(header) - {"spec"}))) or "no spec"
             raise PipelinesConfigError(f"{source}: the first of two documents must hold only spec: (found {extra})")
         spec = header["spec"] if isinstance(header["spec"], dict) else {}
-        return spec, body
+        return Loaded(spec, body, duplicates)
     (body,) = documents
     if set(body) == {"spec"} and isinstance(body["spec"], dict):
-        return body["spec"], {}  # a header with no body yet
-    return None, body
+        return Loaded(body["spec"], {}, duplicates)  # a header with no body yet
+    return Loaded(None, body, duplicates)
 
 
 def _check_keys(document: dict[str, Any], source: str) -> None:
@@ -124,6 +168,12 @@ def load_pipeline(path: str | Path) -> tuple[dict[str, Any] | None, dict[str, An
 
     Raises ``PipelinesConfigError`` (one line, with the line number when the YAML is invalid).
     """
+    loaded = load_document(path)
+    return loaded.spec, loaded.body
+
+
+def read_text(path: str | Path) -> str:
+    """A CI file's text (UTF-8, a leading BOM dropped); raises ``PipelinesConfigError`` in one line."""
     source = str(path)
     try:
         data = Path(path).read_bytes()
@@ -137,68 +187,9 @@ def load_pipeline(path: str | Path) -> tuple[dict[str, Any] | None, dict[str, An
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PipelinesConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
-    return parse_pipeline(text.removeprefix("\ufeff"), source)
+    return text.removeprefix("\ufeff")
 
 
-def _lookup(body: dict[str, Any], parts: tuple[str, ...]) -> tuple[bool, Any, str]:
-    node: Any = body
-    for depth, part in enumerate(parts):
-        if not isinstance(node, dict) or part not in node:
-            what = "job" if depth == 0 else "key"
-            named = part if depth == 0 else ".".join(parts[: depth + 1])
-            return False, None, f"no {what} {named!r}"
-        node = node[part]
-    return True, node, ""
-
-
-def resolve_references(
-    body: dict[str, Any],
-    source: str = "<pipeline>",
-    *,
-    max_nodes: int = MAX_REFERENCE_NODES,
-    max_depth: int = MAX_RESOLVED_DEPTH,
-) -> tuple[dict[str, Any], list[Unresolved]]:
-    """A copy of ``body`` with every resolvable ``!reference`` replaced by its value (nested ones too).
-
-    References that name a missing job or key stay :class:`Reference` objects and are returned as
-    :class:`Unresolved`, with where they are. Raises ``PipelinesConfigError`` (one line, naming ``source`` and
-    the budget) when expansion would add more than ``max_nodes`` nodes or nest deeper than ``max_depth``: the
-    count is kept while copying, so a hostile file costs at most ``max_nodes`` steps, never its full expansion.
-    """
-    unresolved: list[Unresolved] = []
-    added = 0
-
-    def count() -> None:
-        nonlocal added
-        added += 1
-        if added > max_nodes:
-            raise PipelinesConfigError(
-                f"{source}: its !reference tags expand to more than {max_nodes} nodes, "
-                f"over the reference expansion budget of {max_nodes}: refused unlinted"
-            )
-
-    def resolve(node: Any, where: tuple[Any, ...], references: int, level: int) -> Any:
-        # ``references``: !reference tags followed to get here (GitLab's limit); ``level``: nesting in the copy.
-        if isinstance(node, Reference):
-            if references >= _MAX_REFERENCE_DEPTH:
-                unresolved.append(Unresolved(where, node, f"nested deeper than {_MAX_REFERENCE_DEPTH} levels"))
-                return node
-            found, value, reason = _lookup(body, node.parts)
-            if not found:
-                unresolved.append(Unresolved(where, node, reason))
-                return node
-            return resolve(value, where, references + 1, level)
-        if references:
-            count()  # a node that only exists because a reference copied it
-        if isinstance(node, dict | list):
-            if level >= max_depth:
-                raise PipelinesConfigError(
-                    f"{source}: nested deeper than {max_depth} levels once its !reference tags are expanded, "
-                    f"over the nesting depth budget of {max_depth}: refused unlinted"
-                )
-            if isinstance(node, dict):
-                return {key: resolve(value, (*where, key), references, level + 1) for key, value in node.items()}
-            return [resolve(value, (*where, index), references, level + 1) for index, value in enumerate(node)]
-        return node
-
-    return resolve(body, (), 0, 0), unresolved
+def load_document(path: str | Path) -> Loaded:
+    """Read and parse a GitLab CI file or CI/CD component. Raises ``PipelinesConfigError`` (one line)."""
+    return parse_document(read_text(path), str(path))

@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 
 import gitlab
+import requests
 
 from autocore.issues import MAX_MESSAGE, SEVERITY_ERROR, SEVERITY_WARNING, Issue
+from autocore.loading import DEFAULT_BUDGET
 from autocore.text import json_path
 from pipelines.errors import GitLabGoneError, PipelinesConfigError
-from pipelines.gitlab_api import PROJECT_ENV, GitLabSettings, api_errors, project_of, scrub
+from pipelines.gitlab_api import PROJECT_ENV, GitLabSettings, api_errors, project_of, scrub, translate
+from pipelines.includes import IncludeNotFound, ProjectReader
 
 RULE = "gitlab-lint"
 RULE_SKIPPED = "gitlab-lint-skipped"
@@ -83,3 +86,33 @@ def lint_remote(
     if attributes.get("status") != "valid" and not any(i.severity == SEVERITY_ERROR for i in issues):
         issues.append(Issue(file, "$", "GitLab: invalid (it gave no reason)", RULE))
     return issues
+
+
+def project_reader(client: gitlab.Gitlab, settings: GitLabSettings) -> ProjectReader:
+    """How ``include: project:`` is read with ``--remote``: GitLab's repository files API
+    (``GET /projects/:id/repository/files/:path/raw?ref=``), the ref omitted for the default branch as GitLab
+    does. A 404 is the include's problem (an error on that include); any other failure is GitLab's (exit 4)."""
+
+    def read(project: str, file: str, ref: str | None) -> str:
+        at = f" at {ref}" if ref else ""
+        doing = f"reading {file}{at} of project {project} for an include: project:"
+        try:
+            data = client.projects.get(project, lazy=True).files.raw(file_path=file, ref=ref)
+        except gitlab.exceptions.GitlabGetError as exc:
+            if exc.response_code == 404:
+                raise IncludeNotFound(
+                    f"GitLab has no file {file!r}{at} in project {project!r} (or the token may not read it)"
+                ) from None
+            raise translate(exc, settings, doing) from None
+        except (gitlab.exceptions.GitlabError, requests.exceptions.RequestException) as exc:
+            raise translate(exc, settings, doing) from None
+        if not isinstance(data, bytes):
+            raise PipelinesConfigError(f"GitLab answered no file content while {doing}")
+        if len(data) > DEFAULT_BUDGET.max_bytes:
+            raise IncludeNotFound(f"{file!r} has {len(data)} bytes, over the size budget of {DEFAULT_BUDGET.max_bytes}")
+        try:
+            return data.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError as exc:
+            raise IncludeNotFound(f"{file!r} is not UTF-8 text (byte {exc.start})") from None
+
+    return read

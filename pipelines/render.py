@@ -42,8 +42,10 @@ from autocore.issues import SEVERITY_ERROR, Issue
 from autocore.loading import load_yaml, yaml_problem
 from autocore.names import has_control, is_valid
 from pipelines.errors import PipelinesConfigError
+from pipelines.gitlab_regex import GitLabRegexError, gitlab_regex, regex_search
 from pipelines.gitlab_yaml import load_pipeline, parse_pipeline
-from pipelines.lint import GitLabRegexError, gitlab_regex, lint_document, re2_compile, regex_search
+from pipelines.includes import IncludeSettings
+from pipelines.lint import LintOptions, lint_document
 from pipelines.locations import DEFAULT_COMPONENT_PATH, TEMPLATES_DIR, check_component_path
 
 PIPELINE_TEMPLATE = "service-pipeline.yml.j2"
@@ -55,8 +57,6 @@ PIPELINE_KEYS = {"version", "components", "inputs"}
 _VERSION = re.compile(r"~latest|[0-9]+(\.[0-9]+){0,2}|[0-9a-f]{40}")  # matched whole (is_valid)
 # A component's name is its file's: it is written unquoted into ``component: PATH/NAME@VERSION``.
 _COMPONENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-# On RE2, like lint's scanner: with Python's re, each ``$[[`` start would scan the rest of the text.
-_INTERPOLATION = re2_compile(r"\$\[\[[\t\n\v\f\r ]*inputs\.([A-Za-z0-9_.-]+)[\t\n\v\f\r ]*(\|[^\]]*)?\]\]")
 
 
 @dataclass(frozen=True)
@@ -430,41 +430,6 @@ def _check_read_back(
     return spec, body
 
 
-def _interpolate(node: Any, inputs: Mapping[str, Any], component: str) -> Any:
-    """``node`` with ``$[[ inputs.x ]]`` replaced the way GitLab does: a whole value keeps its type."""
-    if isinstance(node, str):
-        whole = _INTERPOLATION.fullmatch(node.strip())
-        for match in _INTERPOLATION.finditer(node):
-            if match.group(2):
-                raise PipelinesConfigError(
-                    f"component {component}: input functions ({match.group(2).strip()}) are not expanded here"
-                )
-        if whole:
-            return inputs[whole.group(1)]
-        return _INTERPOLATION.sub(lambda m: str(inputs[m.group(1)]), node)
-    if isinstance(node, dict):
-        return {_interpolate(k, inputs, component): _interpolate(v, inputs, component) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_interpolate(v, inputs, component) for v in node]
-    return node
-
-
-def expand(
-    chosen: Sequence[ChosenComponent], available: Mapping[str, Component], stages: Sequence[str]
-) -> dict[str, Any]:
-    """The pipeline GitLab builds from the include: every component's jobs with its inputs filled in."""
-    body: dict[str, Any] = {"stages": list(stages)}
-    for component in chosen:
-        declared = available[component.name].inputs
-        values = {k: spec["default"] for k, spec in declared.items() if "default" in spec}
-        values.update(component.inputs)
-        for key, value in _interpolate(available[component.name].body, values, component.name).items():
-            if key in body and key != "stages":
-                raise PipelinesConfigError(f"components define {key!r} twice (the last is {component.name})")
-            body[key] = value
-    return body
-
-
 def render(
     descriptor: str | Path,
     *,
@@ -508,10 +473,10 @@ def render(
     )
     label = str(out) if out not in (None, "-") else "<rendered>"
     spec, body = _check_read_back(text, label, chosen, version=chosen_version, component_path=component_path)
-    issues = lint_document(label, spec, body)
-    stages = stages_of(chosen)
-    issues += lint_document(f"{label} (components expanded)", None, expand(chosen, available, stages))
-    return RenderResult(text, descriptor_name, chosen, stages, issues)
+    # Linted as GitLab will see it: the components it includes read from templates_dir, their inputs filled in.
+    includes = IncludeSettings(component_path=component_path, templates_dir=Path(templates_dir))
+    issues = lint_document(label, spec, body, LintOptions(includes=includes))
+    return RenderResult(text, descriptor_name, chosen, stages_of(chosen), issues)
 
 
 # --------------------------------------------------------------------------- write

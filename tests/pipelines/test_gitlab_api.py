@@ -211,6 +211,64 @@ def test_remote_lint_project_path_ref_and_ci_project_id(
     assert body(rsps.calls[0]) == {"content": GOOD_PIPELINE, "dry_run": True, "ref": "release/1.2"}
 
 
+INCLUDING = (
+    "include:\n  - project: group/templates\n    ref: v1.2\n    file: /ci/build.yml\n"
+    "stages: [build, test]\ntest:\n  stage: test\n  needs: [compile]\n  script: [make test]\n"
+)
+# GET /projects/:id/repository/files/:file_path/raw answers the file's bytes (GitLab's repository files API).
+RAW = f"{API}/projects/group%2Ftemplates/repository/files/ci%2Fbuild.yml/raw"
+
+
+def test_remote_reads_project_includes_and_checks_them_for_real(
+    tmp_path: Path, rsps: responses.RequestsMock, run: Callable[..., tuple[int, str, str]]
+) -> None:
+    file = write(tmp_path, INCLUDING)
+    rsps.get(RAW, body=".compile:\n  script: [make]\ncompile:\n  extends: .compile\n  stage: build\n")
+    rsps.post(f"{API}/projects/42/ci/lint", json=payload("ci_lint_valid"))
+    code, out, err = run("lint", "--remote", "--project", "42", file)
+    assert (code, err) == (0, "")
+    assert out == "1 file(s) checked: 1 clean, 0 with errors; 0 error(s), 0 warning(s)\n"  # no include unread
+    assert rsps.calls[0].request.url == f"{RAW}?ref=v1.2"
+    # Offline, the same file has the include unread: its needs: target is only a warning.
+    code, out, _ = run("lint", file)
+    assert code == 0 and "warning: needs 'compile'" in out and "[include-not-read]" in out
+
+
+def test_remote_project_include_that_is_wrong_is_an_error(
+    tmp_path: Path, rsps: responses.RequestsMock, run: Callable[..., tuple[int, str, str]]
+) -> None:
+    file = write(tmp_path, INCLUDING)
+    rsps.get(RAW, body="compile:\n  stage: deploy\n  script: [make]\n")  # a later stage than its needer's
+    rsps.post(f"{API}/projects/42/ci/lint", json=payload("ci_lint_valid"))
+    code, out, _ = run("lint", "--remote", "--project", "42", file)
+    assert code == 3
+    assert "stage 'deploy' is not in stages (build, test) [undeclared-stage]" in out
+
+
+def test_remote_project_include_missing_is_an_error_on_that_include(
+    tmp_path: Path, rsps: responses.RequestsMock, run: Callable[..., tuple[int, str, str]]
+) -> None:
+    file = write(tmp_path, INCLUDING)
+    rsps.get(RAW, status=404, json={"message": "404 File Not Found"})
+    rsps.post(f"{API}/projects/42/ci/lint", json=payload("ci_lint_valid"))
+    code, out, _ = run("lint", "--remote", "--project", "42", file)
+    assert code == 3
+    assert (
+        "$.include[0]: project include group/templates:ci/build.yml@v1.2: GitLab has no file 'ci/build.yml' at v1.2 "
+        "in project 'group/templates' (or the token may not read it) [include-not-found]"
+    ) in out
+
+
+def test_remote_project_include_gitlab_failure_exits_4(
+    tmp_path: Path, rsps: responses.RequestsMock, run: Callable[..., tuple[int, str, str]]
+) -> None:
+    file = write(tmp_path, INCLUDING)
+    rsps.get(RAW, status=401, json={"message": "401 Unauthorized"})
+    code, out, err = run("lint", "--remote", "--project", "42", file)
+    assert code == 4 and out == ""
+    assert one_error_line(err).startswith("Error: GitLab at https://gitlab.example.com refused the token (401)")
+
+
 def test_remote_lint_invalid_shows_gitlab_errors_like_offline_ones(
     tmp_path: Path, rsps: responses.RequestsMock, run: Callable[..., tuple[int, str, str]]
 ) -> None:

@@ -11,8 +11,10 @@ import pytest
 from autocore.issues import SEVERITY_WARNING
 from pipelines import cli
 from pipelines.errors import PipelinesConfigError
-from pipelines.gitlab_yaml import Reference, parse_pipeline, resolve_references
-from pipelines.lint import lint_document, lint_file, schema_path
+from pipelines.gitlab_yaml import Reference, parse_pipeline
+from pipelines.lint import lint_document, lint_file
+from pipelines.references import resolve_references
+from pipelines.schema import schema_path
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).parent / "corpus"
@@ -28,12 +30,17 @@ def lint_text(text: str) -> list:
     ("name", "path", "rule", "message"),
     [
         ("undeclared-stage", "$.ship.stage", "undeclared-stage", "stage 'deploy' is not in stages (build, test)"),
-        ("needs-unknown-job", "$.test.needs[1]", "unknown-needs", "needs 'compile', which is not a job in this file"),
+        (
+            "needs-unknown-job",
+            "$.test.needs[1]",
+            "unknown-needs",
+            "needs 'compile', which is not a job of this pipeline",
+        ),
         (
             "extends-unknown-job",
             "$.test.extends[1]",
             "unknown-extends",
-            "extends '.python-base', which is not a job in this file",
+            "extends '.python-base', which is not a job",
         ),
         (
             "undeclared-input",
@@ -70,7 +77,7 @@ def lint_text(text: str) -> list:
             "dependencies-unknown-job",
             "$.test.dependencies[1]",
             "unknown-dependencies",
-            "dependencies 'package', which is not a job in this file",
+            "dependencies 'package', which is not a job of this pipeline",
         ),
         (
             "default-wrong-type",
@@ -88,13 +95,13 @@ def lint_text(text: str) -> list:
 )
 def test_broken_file_has_exactly_its_issue(name: str, path: str, rule: str, message: str) -> None:
     issues = lint_file(CORPUS / f"{name}.yml")
-    assert [(i.path, i.rule, i.message, i.severity) for i in issues] == [(path, rule, message, "error")]
+    severity = "warning" if rule == "unused-input" else "error"  # GitLab has no such rule: a hint, not a failure
+    assert [(i.path, i.rule, i.message, i.severity) for i in issues] == [(path, rule, message, severity)]
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("duplicate-key", "duplicate-key.yml:3: not valid YAML: found duplicate key 'test'"),
         ("invalid-yaml", "invalid-yaml.yml:3: not valid YAML: mapping values are not allowed here"),
     ],
 )
@@ -174,9 +181,10 @@ def test_include_turns_unknown_needs_extends_and_stage_into_warnings() -> None:
         "  script: [a]\n"
     )
     assert [(i.path, i.rule, i.severity) for i in issues] == [
-        ("$.j.stage", "undeclared-stage", SEVERITY_WARNING),
         ("$.j.extends", "unknown-extends", SEVERITY_WARNING),
+        ("$.j.stage", "undeclared-stage", SEVERITY_WARNING),
         ("$.j.needs[0].job", "unknown-needs", SEVERITY_WARNING),
+        ("$.include", "include-not-read", SEVERITY_WARNING),  # no repository root to read a.yml from
     ]
 
 
@@ -245,12 +253,36 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_bad_file_exits_2_with_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["lint", str(CORPUS / "duplicate-key.yml"), str(CORPUS / "schema-when.yml")]) == 2
+    assert cli.main(["lint", str(CORPUS / "invalid-yaml.yml"), str(CORPUS / "undeclared-stage.yml")]) == 3
     captured = capsys.readouterr()
+    # The refused file is one line; the other file's lint errors still decide the exit code (3 outranks 2).
     assert captured.err.splitlines() == [
-        f"Error: {CORPUS / 'duplicate-key.yml'}:3: not valid YAML: found duplicate key 'test'"
+        f"Error: {CORPUS / 'invalid-yaml.yml'}:3: not valid YAML: mapping values are not allowed here"
     ]
-    assert "[schema]" in captured.out and "1 unreadable" in captured.out
+    assert "[undeclared-stage]" in captured.out and "1 refused (unreadable or not valid YAML)" in captured.out
+    assert cli.main(["lint", str(CORPUS / "invalid-yaml.yml")]) == 2
+
+
+def test_cli_json_has_an_entry_for_every_file_refused_ones_too(capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(CORPUS / "invalid-yaml.yml"), str(ROOT / ".gitlab-ci.yml"), str(CORPUS / "missing.yml")]
+    assert cli.main(["lint", "--json", *files]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert [entry["file"] for entry in report] == files
+    assert [entry["ok"] for entry in report] == [False, True, False]
+    assert report[0]["refused"].endswith("invalid-yaml.yml:3: not valid YAML: mapping values are not allowed here")
+    assert report[0]["issues"][0]["rule"] == "refused" and report[2]["refused"].endswith("missing.yml: no such file")
+
+
+def test_duplicate_keys_are_warnings_with_both_lines_and_errors_with_strict(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    issues = lint_file(CORPUS / "duplicate-key.yml")
+    assert [(i.path, i.rule, i.severity) for i in issues] == [("$.test", "duplicate-key", "warning")]
+    assert issues[0].message == (
+        "key 'test' is written twice in one mapping (lines 1 and 3): GitLab keeps the last and ignores the first"
+    )
+    assert cli.main(["lint", str(CORPUS / "duplicate-key.yml")]) == 0
+    assert cli.main(["lint", "--strict", str(CORPUS / "duplicate-key.yml")]) == 3
 
 
 @pytest.mark.parametrize("argv", [[], ["lint"], ["build", "x.yml"], ["lint", "--bogus", "x.yml"]])
@@ -267,7 +299,10 @@ def test_cli_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
         cli.main(["lint", "--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    assert "exit codes:" in out and "  3  at least one file has lint errors" in out
+    assert (
+        "exit codes (lint: the worst outcome across its files, in the order 4, 3, 2, 0):" in out
+        and "  3  at least one file has lint errors" in out
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,10 @@ import yaml
 
 from docgen.manifest import load_descriptor as docgen_load_descriptor
 from pipelines.cli import main
+from pipelines.gitlab_yaml import parse_document
+from pipelines.includes import IncludeSettings, assemble
 from pipelines.locations import TEMPLATES_DIR
-from pipelines.render import expand, load_components, render
+from pipelines.render import render
 
 DESCRIPTOR = """\
 name: orders
@@ -193,7 +195,10 @@ def test_typed_inputs_keep_their_type(service: Path) -> None:
 
 def test_expanded_pipeline_is_what_gitlab_would_run(service: Path) -> None:
     result = render(service / "auto-service.yml", out=service / ".gitlab-ci.yml")
-    body = expand(result.components, load_components(), result.stages)
+    # The include: read as GitLab reads it: each component's jobs with its inputs filled in.
+    assembled = assemble(parse_document(result.text, "rendered"), "rendered", IncludeSettings())
+    assert not assembled.issues and not assembled.unread
+    body = assembled.body
     visible = {name for name in body if not name.startswith(".")}
     assert visible == {"stages", "build", "test", "deploy-staging", "deploy-production", "switch", "pages"}
     # build reaches a daemon through one of its hidden variants: Docker-in-Docker unless told otherwise.
@@ -225,7 +230,7 @@ def test_lint_errors_in_a_component_stop_the_write(
     (templates / "test.yml").write_text(broken)
     assert main(["render", str(service / "auto-service.yml"), "--templates", str(templates)]) == 3
     err = capsys.readouterr().err
-    assert "(components expanded): $.test.when: 'sometimes' is not one of" in err
+    assert ".gitlab-ci.yml: $.test.when: 'sometimes' is not one of" in err  # the component, as included
     assert (
         err.splitlines()[-1]
         == f"Error: the rendered pipeline has lint errors; {service / '.gitlab-ci.yml'} was not written"
