@@ -1,9 +1,13 @@
 """Offline validation of a service's Swagger 2.0 / OpenAPI 3.0 / 3.1 spec.
 
 ``validate`` returns every problem it finds as an :class:`Issue`, never stopping at the first one:
-the JSON-Schema errors of ``openapi-spec-validator`` plus the checks it misses (more than one body
-parameter, body together with formData, path template parameters, duplicated operationIds, ``$ref``s
-that do not resolve). Nothing is ever fetched: an external ``$ref`` is reported, not followed.
+the document against openapi-spec-validator's JSON Schema of its version, each error said in a spec author's
+words at the node it is about (:mod:`docgen.spec_messages`); then a walk of the document that checks what the
+JSON Schema cannot (defaults, the 3.x schema dialect, discriminators, oauth2 scopes, duplicates), with the
+verdict each version's specification gives: MUST is an error, SHOULD a warning (:mod:`docgen.spec_verdicts`,
+``docgen/SPEC-DIFFERENCES.md``); then docgen's own checks (more than one body parameter, body together with
+formData, path template parameters, duplicated operationIds, ``$ref``s that do not resolve). Nothing is ever
+fetched: an external ``$ref`` is reported, not followed.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from autocore.errors import ToolkitError
-from autocore.issues import Issue, issue_message
+from autocore.issues import SEVERITY_ERROR, Issue, issue_message
 from autocore.loading import StrictYAMLLoader, load_json, load_yaml, yaml_problem
 from autocore.text import json_path
 from docgen.errors import ConfigError, InvalidSpecError
+from docgen.spec_messages import Finding, MetaSchema, explain
+from docgen.spec_verdicts import Verdict, spec_family, walk
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Keys whose values are data (examples, defaults, enums), where a "$ref" key is just data.
@@ -42,7 +48,8 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return not self.issues
+        """No errors (warnings do not make a spec invalid: the portal publishes it)."""
+        return not any(issue.severity == SEVERITY_ERROR for issue in self.issues)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,10 +62,11 @@ class Result:
 
     def raise_for_issues(self) -> None:
         """Raise :class:`InvalidSpecError` (one line) when the spec has issues."""
-        if self.issues:
-            first = self.issues[0]
+        errors = [issue for issue in self.issues if issue.severity == SEVERITY_ERROR]
+        if errors:
+            first = errors[0]
             raise InvalidSpecError(
-                f"{self.source}: {len(self.issues)} issue(s), first: {first.path}: {first.message} [{first.rule}]"
+                f"{self.source}: {len(errors)} issue(s), first: {first.path}: {first.message} [{first.rule}]"
             )
 
 
@@ -355,42 +363,6 @@ def _drop_bad_refs(document: dict[str, Any], bad: set[tuple[Any, ...]]) -> dict[
     return sweep(clean)
 
 
-class _OfflineHandler:
-    """Stands in for every URL handler of jsonschema-path: refuses instead of fetching."""
-
-    def __call__(self, uri: str) -> Any:
-        raise OSError(f"docgen validates offline: not fetching {uri}")
-
-
-class _OfflineHandlers(dict):
-    """Claims every URI scheme (so jsonschema-path never falls back to urlopen) and refuses them all."""
-
-    def __contains__(self, scheme: object) -> bool:
-        return True
-
-    def __missing__(self, scheme: str) -> _OfflineHandler:
-        return _OfflineHandler()
-
-
-_OFFLINE_HANDLERS = _OfflineHandlers()
-
-
-def _locate_value(document: Any, value: Any) -> str | None:
-    """Where a default or example equal to ``value`` sits: the library's semantic walk reports
-    "'101.22' is not of type 'number'" for such values without saying where they are."""
-    todo: list[tuple[Any, tuple[Any, ...]]] = [(document, ())]
-    while todo:
-        node, parts = todo.pop()
-        if isinstance(node, dict):
-            for key in ("default", "example", "x-example"):
-                if key in node and node[key] == value and type(node[key]) is type(value):
-                    return json_path((*parts, key))
-            todo += [(child, (*parts, key)) for key, child in reversed(list(node.items())) if key not in _DATA_KEYS]
-        elif isinstance(node, list):
-            todo += [(child, (*parts, index)) for index, child in reversed(list(enumerate(node)))]
-    return None
-
-
 _SCHEMA_VALIDATORS: dict[type, tuple[Any, Any]] = {}
 
 
@@ -413,7 +385,6 @@ def _schema_validators(cls: type) -> tuple[Any, Any]:
 def _library_issues(
     document: dict[str, Any], clean: dict[str, Any], service: str, source: str
 ) -> tuple[str | None, list[Issue]]:
-    from jsonschema.exceptions import best_match
     from openapi_spec_validator.shortcuts import get_validator_cls
     from openapi_spec_validator.validation import exceptions as osv_errors
 
@@ -422,35 +393,53 @@ def _library_issues(
     except osv_errors.ValidatorDetectError:
         message = "not a Swagger 2.0 or OpenAPI 3.x document: no valid 'swagger: \"2.0\"' or 'openapi: 3.x.y' key"
         return None, [Issue(source, "$", message, "version", service=service)]
-    issues: list[Issue] = []
+    findings: list[Finding] = []
     # 1. the document against the OpenAPI JSON Schema: "$ref"s are plain data here, nothing is resolved.
     precise, fast = _schema_validators(cls)
     # jsonschema-rs answers "valid?" ~80x faster; jsonschema explains why not, with the paths and messages we report.
     errors = () if fast is not None and fast.is_valid(document) else precise.iter_errors(document)
+    meta = MetaSchema(dict(cls.schema_validator.schema))  # type: ignore[attr-defined]
     for error in errors:
-        shown = best_match(error.context) if error.context else error
-        message = shown.message
-        if shown.validator == "additionalProperties" and "not allowed" not in message:
-            message = f"additional properties are not allowed: {message}"
-        issues.append(Issue(source, json_path(shown.absolute_path), issue_message(message), "schema", service=service))
-    # 2. the library's semantic walk (schemas, defaults, duplicate parameters) on a copy without bad refs.
-    offline = type(f"Offline{cls.__name__}", (cls,), {"resolver_handlers": _OFFLINE_HANDLERS})
-    skip = (osv_errors.DuplicateOperationIDError, osv_errors.UnresolvableParameterError)  # we report them with paths
-    try:
-        validator = offline(clean)
-        for error in validator.root_validator(validator.schema_path):
-            if isinstance(error, skip):
-                continue
-            rule = "duplicate-parameter" if isinstance(error, osv_errors.ParameterDuplicateError) else "schema"
-            where = json_path(error.absolute_path)
-            if where == "$" and hasattr(error, "instance"):
-                where = _locate_value(clean, error.instance) or where
-            issues.append(Issue(source, where, issue_message(error.message), rule, service=service))
-    except Exception as exc:  # noqa: BLE001 - a crash of the walk is one more issue, not the end of validation
-        message = f"openapi-spec-validator stopped: {type(exc).__name__}: {exc}"
-        issues.append(Issue(source, "$", issue_message(message), "schema", service=service))
+        findings += explain(error, meta)
+    # 2. what the JSON Schema cannot check (defaults, the schema dialect, duplicates...), each node where it is.
+    family = spec_family(document)
+    verdicts: list[Verdict] = []
+    if family is not None:
+        try:
+            verdicts = walk(clean, family)
+        except Exception as exc:  # noqa: BLE001 - a crash of the walk is one more issue, not the end of validation
+            verdicts = [Verdict((), f"the semantic checks stopped: {type(exc).__name__}: {exc}", "schema")]
+    issues = [
+        Issue(source, json_path(f.parts), issue_message(f.message), "schema", service=service)
+        for f in _without_cascades(findings, [v.parts for v in verdicts])
+    ]
+    issues += [
+        Issue(source, json_path(v.parts), issue_message(v.message), v.rule, v.severity, service) for v in verdicts
+    ]
     version = document.get("swagger") if "swagger" in document else document.get("openapi")
     return str(version), issues
+
+
+def _without_cascades(findings: list[Finding], precise: list[tuple[Any, ...]]) -> list[Finding]:
+    """The findings without those that only echo another one inside the same node.
+
+    A 3.1 object whose ``then`` branch failed leaves its properties unevaluated: "unexpected property 'flows'"
+    of an oauth2 scheme missing ``scopes`` in a flow is dropped. A list's "items must be unique" is dropped
+    when the walk names the repeated item itself (``precise``: the parts of the walk's findings).
+    """
+
+    def inside(parts: tuple[Any, ...], others: list[tuple[Any, ...]]) -> bool:
+        return any(len(other) > len(parts) and other[: len(parts)] == parts for other in others)
+
+    everything = [f.parts for f in findings]
+    kept = []
+    for finding in findings:
+        if finding.keyword == "unevaluatedProperties" and inside(finding.parts, everything):
+            continue
+        if finding.keyword == "uniqueItems" and inside(finding.parts, precise):
+            continue
+        kept.append(finding)
+    return list(dict.fromkeys(kept))
 
 
 def validate(document: Mapping[str, Any], *, service: str, source: str) -> list[Issue]:

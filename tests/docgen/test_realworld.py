@@ -62,7 +62,8 @@ def test_real_world_specs_validate_and_merge(corpus: list[Path], tmp_path: Path)
         if result.status == "quarantined":
             assert result.reasons and all("\n" not in line for line in result.reasons)
     merged = portal.merged
-    assert [str(i) for i in validate(merged, service="merged", source="merged")] == []  # valid OpenAPI 3.1
+    # Valid OpenAPI 3.1: no error (warnings, such as a default of the wrong type, which 3.1 allows, publish).
+    assert [str(i) for i in validate(merged, service="merged", source="merged") if i.severity == "error"] == []
     for ref in set(_refs(merged)):
         _resolve(merged, ref)
     operation_ids = [
