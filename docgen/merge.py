@@ -8,6 +8,13 @@ Two pure steps (nothing is read or written, inputs are never mutated and results
   OpenAPI 3.1.0 document on its own (the service's API page);
 * :func:`combine` joins fragments into the platform's document, renaming operationIds used twice.
 
+References stay whole: every reference of the document (``$ref`` wherever it sits, ``x-`` extensions included,
+links' ``operationRef``, discriminator mappings; see :mod:`docgen.merge_refs`) follows what it points to.
+Extension sections of ``components`` (``components/x-...``) are namespaced like the other kinds; a root
+``x-`` section, an ``x-`` entry of the Paths Object or any other root section that a reference points into
+is kept as ``x-{service}.{name}`` (at the root, or under ``paths``). Both steps end with a check that every
+local reference resolves (:class:`docgen.merge_refs.DanglingRefError` otherwise).
+
 Specs are expected to be valid (see :mod:`docgen.validate`): malformed parts are carried over, not repaired.
 """
 
@@ -20,9 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docgen.convert import OPENAPI_VERSION, to_openapi31
+from docgen.merge_refs import check_refs, ref_sites, rewrite_refs
 from docgen.names import SERVICE_NAME, SERVICE_VERSION, valid_name, valid_version
 from docgen.validate import METHODS
 from docgen.walk import Walker, is_ref, plain_copy, pointer_tokens, to_pointer, unique_name
+
+_ROUTED_ROOT = frozenset({"paths", "webhooks", "components"})  # root sections whose refs are renamed entry by entry
 
 __all__ = ["COMPONENT_KINDS", "MergeResult", "ServiceSpec", "combine", "fragment", "merge", "to_openapi31"]
 
@@ -87,25 +97,59 @@ def _namespaced(service: str, names: Any) -> dict[str, str]:
 
 
 def _ref_rewriter(
-    renames: Mapping[str, Mapping[str, str]], paths: Mapping[str, str], webhooks: Mapping[str, str]
+    renames: Mapping[str, Mapping[str, str]],
+    paths: Mapping[str, str],
+    webhooks: Mapping[str, str],
+    sections: Mapping[str, str] | None = None,
+    roots: Mapping[str, str] | None = None,
 ) -> Callable[[str], str]:
-    """Rewrites a local ref into renamed components, routed paths and renamed webhooks; others are kept."""
+    """Rewrites a local ref into renamed components, routed paths and renamed webhooks, renamed component
+    sections (``sections``: a section kept whole under a new key) and moved root sections (``roots``);
+    others are kept."""
+    sections = sections or {}
+    roots = roots or {}
 
     def rewrite(ref: str) -> str:
         tokens = pointer_tokens(ref)
         if tokens is None:
             return ref  # "#anchor", another document: nothing was renamed there
-        if len(tokens) >= 3 and tokens[0] == "components" and tokens[2] in renames.get(tokens[1], {}):
+        if len(tokens) >= 2 and tokens[0] == "components" and tokens[1] in sections:
+            tokens[1] = sections[tokens[1]]
+        elif len(tokens) >= 3 and tokens[0] == "components" and tokens[2] in renames.get(tokens[1], {}):
             tokens[2] = renames[tokens[1]][tokens[2]]
         elif len(tokens) >= 2 and tokens[0] == "paths" and tokens[1] in paths:
             tokens[1] = paths[tokens[1]]
         elif len(tokens) >= 2 and tokens[0] == "webhooks" and tokens[1] in webhooks:
             tokens[1] = webhooks[tokens[1]]
+        elif tokens[0] in roots:
+            tokens[0] = roots[tokens[0]]
         else:
             return ref
         return to_pointer(tokens)
 
     return rewrite
+
+
+def _extension_key(service: str, key: str, taken: set[str]) -> str:
+    """``x-{service}.{name}`` for a section ``x-name`` (or ``name``) that moves into the shared document."""
+    name = key[2:] if key.startswith("x-") else key
+    new = unique_name(f"x-{service}.{name}", taken)
+    taken.add(new)
+    return new
+
+
+def _referenced(doc: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(root keys, keys of the Paths Object) that a local ref of ``doc`` points into."""
+    roots: set[str] = set()
+    path_keys: set[str] = set()
+    for site in ref_sites(doc):
+        tokens = pointer_tokens(site.holder[site.key])
+        if not tokens:
+            continue
+        roots.add(tokens[0])
+        if tokens[0] == "paths" and len(tokens) >= 2:
+            path_keys.add(tokens[1])
+    return roots, path_keys
 
 
 def _schema_name(ref: Any) -> str | None:
@@ -210,9 +254,36 @@ def fragment(spec: ServiceSpec) -> dict[str, Any]:
     components = doc.get("components") if isinstance(doc.get("components"), dict) else {}
     paths = doc.get("paths") if isinstance(doc.get("paths"), dict) else {}
     webhooks = doc.get("webhooks") if isinstance(doc.get("webhooks"), dict) else {}
-    renames = {kind: _namespaced(name, components.get(kind)) for kind in COMPONENT_KINDS}
+    # Extension sections of components: a map is namespaced entry by entry like the other kinds, anything
+    # else (a list, a value) is kept whole under its own namespaced key.
+    extensions = [kind for kind in components if isinstance(kind, str) and kind.startswith("x-")]
+    taken_sections: set[str] = set(components)
+    sections = {
+        kind: _extension_key(name, kind, taken_sections)
+        for kind in extensions
+        if not isinstance(components[kind], dict)
+    }
+    renames = {
+        kind: _namespaced(name, components.get(kind))
+        for kind in (*COMPONENT_KINDS, *extensions)
+        if kind not in sections
+    }
+    referenced_roots, referenced_paths = _referenced(doc)
     routed = {url: route + url for url in paths if not str(url).startswith("x-")}
+    # The Paths Object's own x- extensions are the service's own: dropped, unless a ref points into one.
+    taken_paths: set[str] = set()
+    path_extensions = {
+        url: _extension_key(name, url, taken_paths) for url in paths if url in referenced_paths and url not in routed
+    }
     hooks = {key: f"{name}.{key}" for key in webhooks}
+    # Other root sections (x- extensions, info, tags...) are not carried over, unless a ref points into one:
+    # then a copy is kept at the root as x-{service}.{name}.
+    taken_roots: set[str] = {"x-tagGroups"}
+    roots = {
+        key: _extension_key(name, key, taken_roots)
+        for key in doc
+        if key in referenced_roots and key not in _ROUTED_ROOT
+    }
     schema_names = renames["schemas"]
     scheme_names = renames["securitySchemes"]
     root_security = doc.get("security") if isinstance(doc.get("security"), list) else None
@@ -238,23 +309,19 @@ def fragment(spec: ServiceSpec) -> dict[str, Any]:
                 for requirement in op["security"]
             ]
 
-    rewrite = _ref_rewriter(renames, routed, hooks)
+    rewrite = _ref_rewriter(renames, {**routed, **path_extensions}, hooks, sections, roots)
 
-    def schema(node: dict[str, Any]) -> dict[str, Any]:
-        discriminator = node.get("discriminator")
-        if isinstance(discriminator, dict) and isinstance(discriminator.get("mapping"), dict):
-            discriminator["mapping"] = {
-                key: _mapping_target(value, schema_names, rewrite) for key, value in discriminator["mapping"].items()
-            }
-        return node
+    Walker(operation=operation).document(doc)
+    # Every reference, wherever it is (the same walk as the final check), each one rewritten once.
+    rewrite_refs(doc, rewrite, lambda value: _mapping_target(value, schema_names, rewrite))
+    moved_roots = {new: copy.deepcopy(doc[key]) for key, new in roots.items()}
 
-    Walker(ref=rewrite, schema=schema, operation=operation).document(doc)
-
-    out_components = {
+    out_components: dict[str, Any] = {
         kind: {renames[kind][key]: value for key, value in components[kind].items()}
-        for kind in COMPONENT_KINDS
-        if isinstance(components.get(kind), dict) and components[kind]
+        for kind in (*COMPONENT_KINDS, *extensions)
+        if kind in renames and isinstance(components.get(kind), dict) and components[kind]
     }
+    out_components.update({sections[kind]: components[kind] for kind in extensions if kind in sections})
     out: dict[str, Any] = {"openapi": OPENAPI_VERSION, "info": _fragment_info(doc, spec)}
     if "externalDocs" in doc:
         out["externalDocs"] = doc["externalDocs"]
@@ -266,14 +333,18 @@ def fragment(spec: ServiceSpec) -> dict[str, Any]:
         out["components"] = out_components
 
     for url, item in paths.items():
-        if url in routed:  # x- extensions of the Paths Object are the service's own: dropped
+        if url in routed:
             out["paths"][routed[url]] = item
             _drop_servers(_target_path_item(out, item))  # the gateway route replaces every server
+        elif url in path_extensions:
+            out["paths"][path_extensions[url]] = item
     if spec.deprecated_aliases:
         _add_aliases(out, spec, routed)
 
     out["tags"] = _fragment_tags(doc.get("tags"), used_tags, name)
     out["x-tagGroups"] = [{"name": name, "tags": [tag["name"] for tag in out["tags"]]}]
+    out.update(moved_roots)
+    check_refs(out, f"service {name!r}")
     return out
 
 
@@ -384,6 +455,8 @@ def combine(
     webhooks: dict[str, Any] = {}
     components: dict[str, dict[str, Any]] = {}
     groups: list[Any] = []
+    whole_sections: dict[str, Any] = {}
+    root_extensions: dict[str, Any] = {}
     owners: dict[tuple[str, str], str] = {}
     tag_owners: dict[str, str] = {}
     taken: set[str] = set()
@@ -417,7 +490,12 @@ def combine(
         _merge_map(doc["paths"], part.get("paths"), "path", service, owners)
         _merge_map(webhooks, part.get("webhooks"), "webhook", service, owners)
         for kind, items in (part.get("components") or {}).items():
-            _merge_map(components.setdefault(kind, {}), items, f"component {kind}", service, owners)
+            if isinstance(items, dict):
+                _merge_map(components.setdefault(kind, {}), items, f"component {kind}", service, owners)
+            else:  # an extension section kept whole (already namespaced by fragment)
+                _merge_map(whole_sections, {kind: items}, "component section", service, owners)
+        extensions = {key: value for key, value in part.items() if key.startswith("x-") and key != "x-tagGroups"}
+        _merge_map(root_extensions, extensions, "root section", service, owners)
         for tag in part.get("tags") or []:
             tag_name = tag.get("name") if isinstance(tag, dict) else None
             if tag_name in tag_owners:
@@ -431,9 +509,12 @@ def combine(
     if webhooks:
         doc["webhooks"] = webhooks
     components = {kind: items for kind, items in components.items() if items}
+    components.update(whole_sections)
     if components:
         doc["components"] = {kind: components[kind] for kind in sorted(components, key=_kind_order)}
     doc["x-tagGroups"] = groups
+    doc.update(root_extensions)
+    check_refs(doc, "merged document")
     return MergeResult(document=doc, renamed_operation_ids=renamed)
 
 

@@ -26,7 +26,7 @@ from docgen.scrub import Removal, scrub_markdown, scrub_spec
 from docgen.sources import Fetcher, ServiceSource, docs_from_folder, read_all
 
 # Bump when what a cached entry holds changes meaning (validation rules, merge output).
-CACHE_FORMAT = "docgen-cache-3"
+CACHE_FORMAT = "docgen-cache-4"
 MAX_REASONS = 5
 
 
@@ -107,6 +107,7 @@ def process_spec(
 ) -> dict[str, Any]:
     """Parse, validate, scrub and route one spec; a JSON-ready dict (cached: the fragment apart from the rest)."""
     from docgen.merge import ServiceSpec, fragment  # in the worker: keep the parent's start-up light
+    from docgen.merge_refs import DanglingRefError
     from docgen.validate import _validate, parse_spec
 
     try:
@@ -126,6 +127,8 @@ def process_spec(
         result["removals"] = [r.as_dict() for r in removals]
         try:
             result["fragment"] = fragment(ServiceSpec(name, version, scrubbed, aliases))
+        except DanglingRefError as exc:  # a $ref the validator cannot see (in an x- field, a mapping) names nothing
+            result["problems"].append(f"spec has dangling $ref(s): {exc}")
         except Exception as exc:  # noqa: BLE001 - one spec the converter cannot handle is quarantined, not fatal
             result["problems"].append(f"spec could not be converted: {type(exc).__name__}: {exc}")
     return result
