@@ -24,6 +24,7 @@ from typing import Any
 from docgen import yamlout
 from docgen.errors import EXIT_SITE_FAILED, SiteBuildError
 from docgen.names import RESERVED_NAMES, SERVICE_NAME, valid_name
+from docgen.sphinx_schema import REFERENCE_CSS
 
 __all__ = [
     "EXIT_SITE_BUILD",
@@ -218,7 +219,7 @@ def render_sources(portal: Portal) -> dict[str, bytes]:
         raise SiteBuildError(f"duplicate service name(s): {', '.join(duplicates)}")
 
     out["conf.py"] = _CONF_PY.format(project=repr(str(portal.title))).encode()
-    out["_static/docgen.css"] = _CSS
+    out["_static/docgen.css"] = _CSS + REFERENCE_CSS
     out["_templates/navigation.html"] = _NAVIGATION
 
     # the guide
