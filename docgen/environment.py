@@ -7,6 +7,11 @@ a manifest's (:func:`resolve_manifest`).
 A service whose name or docs version is not a whole, clean URL segment (``"web\\n"``) costs that service its
 page, never the portal: the state client is asked to skip services that break the contract (it refuses the
 whole environment otherwise, rightly for ``auto-deploy``), and each is reported in one warning line.
+
+The landing page's catalogue shows the environment too: :func:`resolve_manifest` keeps an
+:class:`~docgen.catalogue.EnvironmentStatus` (the live colour, when each service running in it was last deployed:
+its stack's ``deployed_at``) in the manifest's ``extra``, where :func:`live_status` finds it. A field the state
+answer lacks is shown as "unknown", never a failure.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ from typing import Any
 
 from autocore.errors import EXIT_BAD_INPUT, ToolkitError
 from autocore.names import has_control
+from docgen.catalogue import UNKNOWN, EnvironmentStatus, colour_of, utc_timestamp
 from docgen.errors import ConfigError, UnavailableError
 from docgen.manifest import Manifest, ServiceEntry, check_unique, load_manifest
 from docgen.names import RESERVED_NAMES, valid_name, valid_version
+
+ENVIRONMENT_EXTRA = "docgen.environment"  # the key of Manifest.extra that holds the EnvironmentStatus
 
 
 def _where(stack: Any, service: Any) -> str:
@@ -59,9 +67,31 @@ def _live_environment(environment: str, client: Any) -> tuple[Any, list[str]]:
     return env, warnings
 
 
+def environment_status(environment: str, env: Any) -> EnvironmentStatus:
+    """The live colour and, for every service running in it, when its stack was last deployed (ISO 8601 UTC, or
+    "unknown"), from the client's answer; a missing or odd field is "unknown", never an error."""
+    live_colour = getattr(env, "live_colour", None)
+    clusters = getattr(env, "clusters", None)
+    live = clusters.get(live_colour) if isinstance(clusters, Mapping) and isinstance(live_colour, str) else None
+    deployed: dict[str, str] = {}
+    for stack in getattr(live, "stacks", None) or ():
+        at = utc_timestamp(getattr(stack, "deployed_at", None))
+        for service in getattr(stack, "services", None) or ():
+            name = getattr(service, "name", None)
+            if valid_name(name) and name not in deployed:  # the first stack's, as entries_from_environment
+                deployed[name] = at
+    return EnvironmentStatus(environment, colour_of(live_colour) if live is not None else UNKNOWN, deployed)
+
+
 def entries_from_environment(environment: str, client: object) -> tuple[list[ServiceEntry], list[str]]:
     """The live colour's documented services, and a warning for each running service that has no docs or
     cannot be documented."""
+    entries, warnings, _ = read_environment(environment, client)
+    return entries, warnings
+
+
+def read_environment(environment: str, client: object) -> tuple[list[ServiceEntry], list[str], EnvironmentStatus]:
+    """:func:`entries_from_environment`, and the environment's :func:`environment_status` from the same answer."""
     try:
         env, warnings = _live_environment(environment, client)
     except ToolkitError as exc:
@@ -101,7 +131,7 @@ def entries_from_environment(environment: str, client: object) -> tuple[list[Ser
                     origin=where,
                 )
             )
-    return entries, warnings
+    return entries, warnings, environment_status(environment, env)
 
 
 def state_client_from(environ: Mapping[str, str]) -> object:
@@ -128,10 +158,17 @@ def resolve_manifest(
         assert manifest is not None
         return manifest, []
     client = state_client_from(environ)
-    entries, notes = entries_from_environment(environment, client)
+    entries, notes, status = read_environment(environment, client)
     if not entries:
         raise ConfigError(f"environment {environment}: no live service has auto.docs.* labels; nothing to document")
     services = [*(manifest.services if manifest else ()), *entries]
     check_unique(services, manifest_path or f"environment {environment}")
     base = manifest or Manifest(f"{environment} services", "", None, "/", (), (), f"environment {environment}")
-    return replace(base, services=tuple(services)), notes
+    extra = {**base.extra, ENVIRONMENT_EXTRA: status}
+    return replace(base, services=tuple(services), extra=extra), notes
+
+
+def live_status(manifest: Manifest) -> EnvironmentStatus | None:
+    """The environment :func:`resolve_manifest` read for ``--from-env``, or None (a manifest alone)."""
+    status = manifest.extra.get(ENVIRONMENT_EXTRA) if isinstance(manifest.extra, Mapping) else None
+    return status if isinstance(status, EnvironmentStatus) else None

@@ -412,6 +412,7 @@ def publish_site(portal: PortalBuild, out_dir: Path, *, cache_dir: Path, jobs: i
     """Render and build the Sphinx site into ``out_dir`` (replaced only when the build succeeded)."""
     import time
 
+    from docgen.environment import live_status
     from docgen.site import Portal, ServicePage, render_sources
     from docgen.sitebuild import build_site
 
@@ -426,11 +427,12 @@ def publish_site(portal: PortalBuild, out_dir: Path, *, cache_dir: Path, jobs: i
             api=r.fragment if r.status == "published" else None,
             quarantine=r.reasons if r.status == "quarantined" else [],
             source=r.entry.origin,
+            status=r.status,
         )
         for r in portal.services
     ]
     started = time.perf_counter()
-    sources = render_sources(Portal(manifest.title, guide, pages, portal.merged))
+    sources = render_sources(Portal(manifest.title, guide, pages, portal.merged, environment=live_status(manifest)))
     portal.timings["render"] = time.perf_counter() - started
     started = time.perf_counter()
     portal.site = build_site(sources, cache_dir / "site", out_dir, jobs=jobs)

@@ -8,6 +8,11 @@ written into generated Markdown: they go into JSON files under ``_docgen/`` that
 :mod:`docgen.sphinx_directives` render as docutils nodes. Only service names, checked against
 :data:`docgen.names.SERVICE_NAME`, appear in generated Markdown (as directive arguments, like the file names
 they are). The services' own Markdown is copied as it is and made safe by the extension.
+
+The landing page opens with the service catalogue (:mod:`docgen.catalogue`): every service with its title,
+version and status and, when the portal documents an environment (``Portal.environment``), its live colour and
+when it was last deployed, rendered by the ``docgen-catalogue`` directive (:mod:`docgen.catalogue_sphinx`) from
+``_docgen/catalogue.json``.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from docgen import yamlout
+from docgen.catalogue import CATALOGUE_FILE, EnvironmentStatus, catalogue_row
 from docgen.errors import EXIT_SITE_FAILED, SiteBuildError
 from docgen.names import RESERVED_NAMES, SERVICE_NAME, valid_name
 from docgen.sphinx_schema import REFERENCE_CSS
 
 __all__ = [
     "EXIT_SITE_BUILD",
+    "EnvironmentStatus",
     "Portal",
     "ServicePage",
     "SiteBuildError",
@@ -54,6 +61,9 @@ class ServicePage:
     api: dict[str, Any] | None  # this service's OpenAPI 3.1.0 document, or None (quarantined / no spec). UNTRUSTED.
     quarantine: list[str]  # one-line reasons why the API reference is missing (empty when api is not None)
     source: str = ""  # where the docs/spec came from (shown small on the page)
+    # The orchestrator's status (published | quarantined | docs-only), for the catalogue; None: from api and
+    # quarantine (a quarantined service without a reason would then read as docs only).
+    status: str | None = None
 
 
 @dataclass
@@ -64,6 +74,7 @@ class Portal:
     guide: dict[str, bytes]  # the platform guide: relative path -> Markdown/images
     services: list[ServicePage]
     merged: dict[str, Any]  # the whole platform's merged OpenAPI 3.1.0 document (the downloads)
+    environment: EnvironmentStatus | None = None  # --from-env: live colour and deploy times, for the catalogue
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -129,6 +140,11 @@ table.docgen-table { width: 100%; margin-bottom: 1em; }
 table.docgen-table p { margin: 0; }
 .docgen-schema { margin-bottom: 1.5em; }
 .docgen-raw, .docgen-blocked { color: #a33; }
+table.docgen-catalogue caption { text-align: left; font-weight: bold; padding: .3em 0; }
+table.docgen-catalogue th { text-align: left; }
+.docgen-status-published { color: #1a6b1a; }
+.docgen-status-quarantined { color: #a33; font-weight: bold; }
+.docgen-status-docs-only { color: #666; }
 """
 
 
@@ -232,8 +248,13 @@ def render_sources(portal: Portal) -> dict[str, bytes]:
         out["guide/index.md"] = _markdown("# Platform guide", _directive("docgen-toctree", "guide", ":maxdepth: 2"))
     out[f"{DATA_DIR}/guide.json"] = _json_bytes({"pages": guide_pages}, "the guide's page list")
 
+    environment = portal.environment
+    if environment is not None and not isinstance(environment, EnvironmentStatus):
+        raise SiteBuildError("the portal's environment must be an EnvironmentStatus or None")
+
     # services
     summary = []
+    catalogue = []
     for service in services:
         name = service.name
         docs = _check_docs(service.docs, f"service {name}")
@@ -275,7 +296,21 @@ def render_sources(portal: Portal) -> dict[str, bytes]:
                 "quarantine": reasons,
             }
         )
+        catalogue.append(
+            catalogue_row(
+                name=name,
+                title=service.title,
+                version=service.version,
+                api=service.api,
+                quarantine=reasons,
+                status=service.status,
+                environment=environment,
+            )
+        )
     out[f"{DATA_DIR}/portal.json"] = _json_bytes({"title": str(portal.title), "services": summary}, "portal")
+    out[CATALOGUE_FILE] = _json_bytes(
+        {"environment": environment.as_dict() if environment else None, "services": catalogue}, "the catalogue"
+    )
 
     out["services/index.md"] = _markdown(
         "# Services",
@@ -296,6 +331,7 @@ def render_sources(portal: Portal) -> dict[str, bytes]:
         _directive("docgen-portal", "title"),
         "This portal gathers the platform guide, the documentation of every service and the reference of "
         "their HTTP APIs.",
+        _directive("docgen-catalogue"),
         "```{toctree}\n:maxdepth: 1\n:titlesonly:\n\n" + "\n".join(toc) + "\n```",
     )
 

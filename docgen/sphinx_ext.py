@@ -51,6 +51,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("docgen-service", ServiceDirective)
     app.add_directive("docgen-portal", PortalDirective)
     app.add_directive("docgen-toctree", ToctreeDirective)
+    app.setup_extension("docgen.catalogue_sphinx")  # the landing page's service catalogue (docgen-catalogue)
     app.add_transform(ServiceIndexHeader)
     app.add_transform(ApplyTitles)
     app.add_transform(Sanitise)
