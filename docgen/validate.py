@@ -363,6 +363,62 @@ def _drop_bad_refs(document: dict[str, Any], bad: set[tuple[Any, ...]]) -> dict[
     return sweep(clean)
 
 
+# Maps of independent entries: an entry's validity against the schema depends on nothing outside it.
+_ENTRY_MAPS = {
+    "paths": 1,
+    "webhooks": 1,
+    "components": 2,  # OpenAPI 3: /paths/{p}, /webhooks/{w}, /components/{kind}/{name}
+    "definitions": 1,
+    "parameters": 1,
+    "responses": 1,
+    "securityDefinitions": 1,  # Swagger 2.0
+}
+
+
+def _flagged_only(document: dict[str, Any], fast: Any) -> dict[str, Any]:
+    """``document`` with only the entries of its big maps (paths, components, definitions...) that jsonschema-rs
+    finds invalid; every entry is validated on its own by the schema, so the others cannot add or hide an error.
+    The whole document when jsonschema-rs cannot say where (an error outside those maps); ``_VALID`` when it
+    finds nothing wrong (then nothing is explained)."""
+    rust = getattr(fast, "_rs_validator", None)
+    if rust is None:
+        return document if not fast.is_valid(document) else _VALID
+    flagged: dict[str, set[tuple[Any, ...]]] = {}
+    found = False
+    for error in rust.iter_errors(document):
+        found = True
+        where = tuple(getattr(error, "instance_path", ()) or ())
+        depth = _ENTRY_MAPS.get(where[0]) if where and isinstance(where[0], str) else None
+        if depth is None or len(where) <= depth:
+            return document  # a problem of the document itself: explain it whole
+        flagged.setdefault(where[0], set()).add(where[1 : depth + 1])
+    if not found:
+        return _VALID
+    pruned = dict(document)
+    for top, depth in _ENTRY_MAPS.items():
+        section = document.get(top)
+        if not isinstance(section, dict):
+            continue
+        keep = flagged.get(top, set())
+        if depth == 1:
+            pruned[top] = {k: v for k, v in section.items() if (k,) in keep}
+        else:
+            pruned[top] = {
+                kind: (
+                    {n: e for n, e in entries.items() if (kind, n) in keep} if isinstance(entries, dict) else entries
+                )
+                for kind, entries in section.items()
+            }
+    return pruned
+
+
+class _Valid(dict):  # type: ignore[type-arg]
+    """A marker: jsonschema-rs found nothing wrong; jsonschema is not asked."""
+
+
+_VALID = _Valid()
+
+
 _SCHEMA_VALIDATORS: dict[type, tuple[Any, Any]] = {}
 
 
@@ -396,8 +452,10 @@ def _library_issues(
     findings: list[Finding] = []
     # 1. the document against the OpenAPI JSON Schema: "$ref"s are plain data here, nothing is resolved.
     precise, fast = _schema_validators(cls)
-    # jsonschema-rs answers "valid?" ~80x faster; jsonschema explains why not, with the paths and messages we report.
-    errors = () if fast is not None and fast.is_valid(document) else precise.iter_errors(document)
+    # jsonschema-rs answers "valid?" ~80x faster and says where; jsonschema explains why, with the paths and
+    # messages we report, on the entries jsonschema-rs named only (a 5 MB spec with one slip: 0.1 s, not 10).
+    checked = _flagged_only(document, fast) if fast is not None else document
+    errors = () if checked is _VALID else precise.iter_errors(checked)
     meta = MetaSchema(dict(cls.schema_validator.schema))  # type: ignore[attr-defined]
     for error in errors:
         findings += explain(error, meta)

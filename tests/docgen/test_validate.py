@@ -254,3 +254,33 @@ def test_a_default_of_the_wrong_type_is_located_and_ecma_regexes_are_accepted() 
             "default",
         )
     ]
+
+
+def test_only_the_entries_jsonschema_rs_flags_are_explained_and_nothing_is_lost() -> None:
+    """The precise (slow) validator sees only the flagged path items and components: the messages are the same
+    as on the whole document, wherever the slips are."""
+    from docgen.validate import _flagged_only, _schema_validators
+
+    paths = {f"/items/{n}": {"get": {"responses": {"200": {"description": "ok"}}}} for n in range(300)}
+    paths["/items/7"]["get"]["responses"]["200"] = {"descripton": "typo"}
+    schemas = {f"S{n}": {"type": "object"} for n in range(300)}
+    schemas["S3"] = {"type": "object", "properties": 5}
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+    from openapi_spec_validator.shortcuts import get_validator_cls
+
+    precise, fast = _schema_validators(get_validator_cls(document))
+    if fast is None:
+        pytest.fail("jsonschema-rs is a dependency: its validators must be there")
+    pruned = _flagged_only(document, fast)
+    assert set(pruned["paths"]) == {"/items/7"} and set(pruned["components"]["schemas"]) == {"S3"}
+    whole = sorted((list(e.absolute_path), e.message) for e in precise.iter_errors(document))
+    assert sorted((list(e.absolute_path), e.message) for e in precise.iter_errors(pruned)) == whole
+    issues = validate(document, service="s", source="s.yaml")
+    assert {i.path.split(".get")[0].split(".properties")[0] for i in issues} >= {"$.paths['/items/7']"}
+    # An error outside the big maps: the whole document is explained.
+    assert _flagged_only({**document, "info": {"title": 5}}, fast)["paths"] is paths
