@@ -26,7 +26,7 @@ from docgen.errors import EXIT_BAD_INPUT, EXIT_INVALID_SPEC, EXIT_OK, ConfigErro
 EXIT_CODES_HELP = """exit codes:
   0  success; build and merge also succeed with quarantined services (reported as warnings)
   2  bad input: a missing or unparsable file or manifest, a bad command line
-  3  validate: at least one spec has issues; build/merge --strict: a quarantined service,
+  3  validate: at least one spec has errors (warnings alone exit 0); build/merge --strict: a quarantined service,
      scrubbed text or a warning
   4  the environment-state service (--from-env) could not be asked; nothing was written
   5  the site build failed; the previous site was left as it was"""
