@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from docgen.site import Portal, ServicePage
+from tests.support import unavailable
 
 # A page that tries everything a team's Markdown must not be able to do.
 HOSTILE_MD = b"""# Hostile page
@@ -226,3 +229,47 @@ def sample_portal(*, hostile: bool = False) -> Portal:
 def make_portal() -> Callable[..., Portal]:
     """The :func:`sample_portal` factory."""
     return sample_portal
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validating and merging are offline: any connection attempt fails the test (modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("no_network")``)."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+# The suite's Chromium (Debian's), for the browser tests: headless, no network of its own.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        unavailable("the playwright package is not installed")
+    if not os.access(CHROMIUM, os.X_OK):
+        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        except Error as exc:
+            unavailable(f"Chromium does not start: {exc}")
+        yield chromium
+        chromium.close()

@@ -8,7 +8,6 @@ tests are skipped, or fail when CI=true.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,23 +19,11 @@ import pytest
 
 from docgen.site import render_sources
 from docgen.sitebuild import build_site
-from tests.support import unavailable
 
 from .conftest import sample_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.system]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # More ways a page could run script: every one must end up as text.
 XSS_MD = b"""# Evil <img src=x onerror="window.__pwned = 1"> title
@@ -85,23 +72,6 @@ def base_url(site: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        unavailable("the playwright package is not installed")
-    if not os.access(CHROMIUM, os.X_OK):
-        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        except Error as exc:
-            unavailable(f"Chromium does not start: {exc}")
-        yield chromium
-        chromium.close()
 
 
 @dataclass

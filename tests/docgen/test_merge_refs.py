@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,7 @@ INFO = {"title": "T", "version": "1"}
 OK = {"description": "ok"}
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")  # offline: any connection attempt fails
 
 
 def real(name: str) -> dict[str, Any]:

@@ -7,9 +7,7 @@ suite's Chromium, read without JavaScript, and photographed.
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from docgen.sphinx_schema import REFERENCE_CSS
 from tests.docgen.realworld import CACHE
 from tests.support import unavailable
 
-from .test_browser import CHROMIUM, CHROMIUM_ARGS
+from .conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.system]
 
@@ -80,23 +78,6 @@ def photograph(browser: Any, site: Path, png: Path) -> dict[str, Any]:
         return seen
     finally:
         context.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        unavailable("the playwright package is not installed")
-    if not os.access(CHROMIUM, os.X_OK):
-        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        except Error as exc:
-            unavailable(f"Chromium does not start: {exc}")
-        yield chromium
-        chromium.close()
 
 
 def test_reference_page_reads_without_javascript(browser: Any, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,7 @@ TICTACTOE = REAL / "tictactoe-3.1.yaml"
 E, W = SEVERITY_ERROR, SEVERITY_WARNING
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")  # offline: any connection attempt fails
 
 
 @functools.cache
