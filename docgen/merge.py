@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from docgen.convert import OPENAPI_VERSION, to_openapi31
-from docgen.merge_refs import check_refs, ref_sites, rewrite_refs
+from docgen.merge_refs import RefSite, check_refs, ref_sites, rewrite_sites
 from docgen.names import SERVICE_NAME, SERVICE_VERSION, valid_name, valid_version
 from docgen.validate import METHODS
 from docgen.walk import Walker, is_ref, plain_copy, pointer_tokens, to_pointer, unique_name
@@ -138,11 +138,11 @@ def _extension_key(service: str, key: str, taken: set[str]) -> str:
     return new
 
 
-def _referenced(doc: dict[str, Any]) -> tuple[set[str], set[str]]:
-    """(root keys, keys of the Paths Object) that a local ref of ``doc`` points into."""
+def _referenced(sites: Iterable[RefSite]) -> tuple[set[str], set[str]]:
+    """(root keys, keys of the Paths Object) that the local refs at ``sites`` point into."""
     roots: set[str] = set()
     path_keys: set[str] = set()
-    for site in ref_sites(doc):
+    for site in sites:
         tokens = pointer_tokens(site.holder[site.key])
         if not tokens:
             continue
@@ -268,7 +268,9 @@ def fragment(spec: ServiceSpec) -> dict[str, Any]:
         for kind in (*COMPONENT_KINDS, *extensions)
         if kind not in sections
     }
-    referenced_roots, referenced_paths = _referenced(doc)
+    _complete_discriminator_mappings(doc)  # before names change; the mapping values it adds are refs too
+    sites = list(ref_sites(doc))  # every reference, found once: read here, rewritten below
+    referenced_roots, referenced_paths = _referenced(sites)
     routed = {url: route + url for url in paths if not str(url).startswith("x-")}
     # The Paths Object's own x- extensions are the service's own: dropped, unless a ref points into one.
     taken_paths: set[str] = set()
@@ -288,8 +290,6 @@ def fragment(spec: ServiceSpec) -> dict[str, Any]:
     scheme_names = renames["securitySchemes"]
     root_security = doc.get("security") if isinstance(doc.get("security"), list) else None
     used_tags: list[str] = []
-
-    _complete_discriminator_mappings(doc)
 
     def operation(op: dict[str, Any], where: str) -> None:
         tags = op.get("tags")
@@ -313,7 +313,7 @@ def fragment(spec: ServiceSpec) -> dict[str, Any]:
 
     Walker(operation=operation).document(doc)
     # Every reference, wherever it is (the same walk as the final check), each one rewritten once.
-    rewrite_refs(doc, rewrite, lambda value: _mapping_target(value, schema_names, rewrite))
+    rewrite_sites(sites, rewrite, lambda value: _mapping_target(value, schema_names, rewrite))
     moved_roots = {new: copy.deepcopy(doc[key]) for key, new in roots.items()}
 
     out_components: dict[str, Any] = {

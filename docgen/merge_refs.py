@@ -20,7 +20,7 @@ pointer, each distinct ref once.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 from autocore.text import json_path
@@ -157,7 +157,14 @@ def _parts(link: Any) -> list[Any]:
 def rewrite_refs(document: Any, rewrite: Callable[[str], str], mapping: Callable[[str], str] | None = None) -> None:
     """Rewrite every reference of ``document`` in place: ``$ref`` and ``operationRef`` values with ``rewrite``,
     discriminator mapping values with ``mapping`` (default: ``rewrite`` for values starting with ``#``)."""
-    for site in ref_sites(document):
+    rewrite_sites(list(ref_sites(document)), rewrite, mapping)
+
+
+def rewrite_sites(
+    sites: Iterable[RefSite], rewrite: Callable[[str], str], mapping: Callable[[str], str] | None = None
+) -> None:
+    """:func:`rewrite_refs` on references already found (``ref_sites`` of a document not changed since)."""
+    for site in sites:
         value = site.holder[site.key]
         if site.kind == "mapping":
             if mapping is not None:

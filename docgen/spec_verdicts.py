@@ -12,11 +12,12 @@ them errors, and checks a 2.0 Schema Object against the 3.0 dialect (so ``type: 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from autocore.issues import SEVERITY_ERROR, SEVERITY_WARNING
+from docgen.spec_dialect import DialectChecker, dialect_checker
 from docgen.spec_messages import Finding, MetaSchema, expected_types, explain, found, shown, unexpected
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -287,35 +288,19 @@ class Walk:
 
     # ---------------------------------------------------------------- Schema Objects
 
-    def _dialect_checker(self) -> Callable[[Any], Iterator[Any]] | None:
+    def _dialect_checker(self) -> DialectChecker | None:
         """The meta-schema check of a 3.x Schema Object: what ``check_schema`` does, every error kept."""
-        from jsonschema.validators import validator_for
-        from openapi_schema_validator import OAS31_BASE_DIALECT_ID
-        from openapi_schema_validator.validators import OAS30Validator
+        dialect = self.document.get("jsonSchemaDialect") if self.family == "3.1" else None
+        checker = dialect_checker(self.family, dialect if isinstance(dialect, str) else None)
+        if checker is not None:
+            self._meta_schema = MetaSchema(checker.meta_schema)
+        return checker
 
-        if self.family == "3.0":
-            cls: Any = OAS30Validator
-        else:
-            dialect = self.document.get("jsonSchemaDialect")
-            dialect = dialect if isinstance(dialect, str) else OAS31_BASE_DIALECT_ID
-            cls = validator_for({"$schema": dialect}, default=None)
-            if cls is None:
-                return None
-        from openapi_schema_validator import oas31_format_checker
-        from openapi_schema_validator._specifications import REGISTRY
-
-        # As openapi-schema-validator's check_schema: the OAS format checker (ECMA-262 regexes) and registry.
-        checker = cls.FORMAT_CHECKER if self.family == "3.0" else oas31_format_checker
-        meta_cls = validator_for(cls.META_SCHEMA, default=cls)
-        meta = meta_cls(cls.META_SCHEMA, format_checker=checker, registry=REGISTRY)
-        self._meta_schema = MetaSchema(cls.META_SCHEMA)
-        return meta.iter_errors
-
-    def _meta(self, checker: Callable[[Any], Iterator[Any]], parts: tuple[Any, ...], schema: Any) -> None:
+    def _meta(self, checker: DialectChecker, parts: tuple[Any, ...], schema: Any) -> None:
         if isinstance(schema, dict) and "$schema" in schema:
             return  # another dialect: not ours to judge
         try:
-            errors = list(checker(schema))
+            errors = checker.errors(schema)
         except Exception:  # noqa: BLE001 - a schema the checker cannot walk (odd $ref) is not a verdict
             return
         for error in errors:

@@ -29,6 +29,7 @@ from autocore.loading import StrictYAMLLoader, load_json, load_yaml, yaml_proble
 from autocore.text import json_path
 from docgen.errors import ConfigError, InvalidSpecError
 from docgen.spec_messages import Finding, MetaSchema, explain
+from docgen.spec_schemas import spec_version, version_schema
 from docgen.spec_verdicts import Verdict, spec_family, walk
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -377,15 +378,12 @@ _ENTRY_MAPS = {
 
 def _flagged_only(document: dict[str, Any], fast: Any) -> dict[str, Any]:
     """``document`` with only the entries of its big maps (paths, components, definitions...) that jsonschema-rs
-    finds invalid; every entry is validated on its own by the schema, so the others cannot add or hide an error.
-    The whole document when jsonschema-rs cannot say where (an error outside those maps); ``_VALID`` when it
-    finds nothing wrong (then nothing is explained)."""
-    rust = getattr(fast, "_rs_validator", None)
-    if rust is None:
-        return document if not fast.is_valid(document) else _VALID
+    (``fast``) finds invalid; every entry is validated on its own by the schema, so the others cannot add or
+    hide an error. The whole document when jsonschema-rs cannot say where (an error outside those maps);
+    ``_VALID`` when it finds nothing wrong (then nothing is explained)."""
     flagged: dict[str, set[tuple[Any, ...]]] = {}
     found = False
-    for error in rust.iter_errors(document):
+    for error in fast.iter_errors(document):
         found = True
         where = tuple(getattr(error, "instance_path", ()) or ())
         depth = _ENTRY_MAPS.get(where[0]) if where and isinstance(where[0], str) else None
@@ -419,44 +417,21 @@ class _Valid(dict):  # type: ignore[type-arg]
 _VALID = _Valid()
 
 
-_SCHEMA_VALIDATORS: dict[type, tuple[Any, Any]] = {}
-
-
-def _schema_validators(cls: type) -> tuple[Any, Any]:
-    """(jsonschema validator, jsonschema-rs validator or None) for the OpenAPI version's JSON Schema."""
-    if cls not in _SCHEMA_VALIDATORS:
-        from openapi_spec_validator.schemas.backend.jsonschema import create_validator as precise
-        from openapi_spec_validator.schemas.backend.jsonschema_rs import (
-            create_validator as fast,
-        )
-        from openapi_spec_validator.schemas.backend.jsonschema_rs import (
-            has_jsonschema_rs_validators,
-        )
-
-        schema = dict(cls.schema_validator.schema)  # type: ignore[attr-defined]
-        _SCHEMA_VALIDATORS[cls] = (precise(schema), fast(schema) if has_jsonschema_rs_validators() else None)
-    return _SCHEMA_VALIDATORS[cls]
-
-
 def _library_issues(
     document: dict[str, Any], clean: dict[str, Any], service: str, source: str
 ) -> tuple[str | None, list[Issue]]:
-    from openapi_spec_validator.shortcuts import get_validator_cls
-    from openapi_spec_validator.validation import exceptions as osv_errors
-
-    try:
-        cls = get_validator_cls(document)
-    except osv_errors.ValidatorDetectError:
+    version = spec_version(document)
+    if version is None:
         message = "not a Swagger 2.0 or OpenAPI 3.x document: no valid 'swagger: \"2.0\"' or 'openapi: 3.x.y' key"
         return None, [Issue(source, "$", message, "version", service=service)]
     findings: list[Finding] = []
     # 1. the document against the OpenAPI JSON Schema: "$ref"s are plain data here, nothing is resolved.
-    precise, fast = _schema_validators(cls)
+    schema = version_schema(version)
     # jsonschema-rs answers "valid?" ~80x faster and says where; jsonschema explains why, with the paths and
     # messages we report, on the entries jsonschema-rs named only (a 5 MB spec with one slip: 0.1 s, not 10).
-    checked = _flagged_only(document, fast) if fast is not None else document
-    errors = () if checked is _VALID else precise.iter_errors(checked)
-    meta = MetaSchema(dict(cls.schema_validator.schema))  # type: ignore[attr-defined]
+    checked = _flagged_only(document, schema.fast) if schema.fast is not None else document
+    errors = () if checked is _VALID else schema.precise.iter_errors(checked)
+    meta = MetaSchema(schema.schema)
     for error in errors:
         findings += explain(error, meta)
     # 2. what the JSON Schema cannot check (defaults, the schema dialect, duplicates...), each node where it is.

@@ -39,11 +39,21 @@ _SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
 
 def plain_copy(value: Any) -> Any:
     """A deep copy made of dicts and lists only: no Mapping proxies, tuples or objects shared by YAML anchors."""
+    kind = type(value)
+    if kind is dict:
+        return {key: plain_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [plain_copy(item) for item in value]
+    if kind in _IMMUTABLE:
+        return value
     if isinstance(value, Mapping):
         return {key: plain_copy(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [plain_copy(item) for item in value]
     return copy.deepcopy(value)
+
+
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 
 def pointer_tokens(ref: str) -> list[str] | None:
@@ -264,8 +274,8 @@ class Walker:
 
     def schema(self, node: Any) -> Any:
         """Visit a Schema Object (a boolean schema is returned as it is)."""
-        if not isinstance(node, dict):
-            return node
+        if not isinstance(node, dict) or (self.ref_hook is None and self.schema_hook is None):
+            return node  # nothing to do inside a schema: an operation or link walk does not descend
         if isinstance(node.get("$ref"), str) and self.ref_hook is not None:
             node["$ref"] = self.ref_hook(node["$ref"])
         for key in _SCHEMA_MAPS:

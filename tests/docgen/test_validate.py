@@ -249,7 +249,8 @@ def test_a_default_of_the_wrong_type_is_located_and_ecma_regexes_are_accepted() 
 def test_only_the_entries_jsonschema_rs_flags_are_explained_and_nothing_is_lost() -> None:
     """The precise (slow) validator sees only the flagged path items and components: the messages are the same
     as on the whole document, wherever the slips are."""
-    from docgen.validate import _flagged_only, _schema_validators
+    from docgen.spec_schemas import version_schema
+    from docgen.validate import _flagged_only
 
     paths = {f"/items/{n}": {"get": {"responses": {"200": {"description": "ok"}}}} for n in range(300)}
     paths["/items/7"]["get"]["responses"]["200"] = {"descripton": "typo"}
@@ -261,9 +262,8 @@ def test_only_the_entries_jsonschema_rs_flags_are_explained_and_nothing_is_lost(
         "paths": paths,
         "components": {"schemas": schemas},
     }
-    from openapi_spec_validator.shortcuts import get_validator_cls
-
-    precise, fast = _schema_validators(get_validator_cls(document))
+    schema = version_schema("3.0")
+    precise, fast = schema.precise, schema.fast
     if fast is None:
         pytest.fail("jsonschema-rs is a dependency: its validators must be there")
     pruned = _flagged_only(document, fast)
