@@ -1,3 +1,4 @@
-"""auto-deploy: deploy stacks to the live blue/green Docker Swarm cluster over mutual TLS."""
+"""auto-deploy: deploy stacks to the live blue/green Docker Swarm cluster over mutual TLS.
 
-__version__ = "0.1.0"
+Its version is the toolkit's, from the git tag: autocore.version.toolkit_version().
+"""

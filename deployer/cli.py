@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from autocore.cli import OneLineArgumentParser, run_command
 from autocore.text import display
-from deployer import __version__
+from autocore.version import add_version_option
 from deployer.commands import RESOLVE_IMAGE_CHOICES, docker_cli, docker_host
 from deployer.errors import ConfigError
 from deployer.state.contract import DEPLOY_TARGETS
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"auto-deploy {__version__}")
+    add_version_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
 
     def with_env(p: argparse.ArgumentParser) -> None:

@@ -21,15 +21,14 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from autocore.files import write_atomic
+from autocore.resources import TEMPLATES_PACKAGE, package_folder
 from deployer.errors import ConfigError, HAProxyError
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 STATES = ("ready", "drain", "maint")
 PASSING_CHECKS = ("L4OK", "L6OK", "L7OK")  # L7OKC too
 # srv_admin_state bits of `show servers state` (HAProxy's enum srv_admin).
@@ -52,15 +51,16 @@ def render_config(context: Mapping[str, Any], *, template: str = "haproxy.cfg.j2
     ``admin_socket``, ``state_file``; optional: ``backend`` ("app"), ``health_path`` ("/health"),
     ``stats_bind`` (none).
     """
+    templates = package_folder(TEMPLATES_PACKAGE)  # the toolkit's templates/, installed
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined, autoescape=False,
+        loader=jinja2.FileSystemLoader(templates), undefined=jinja2.StrictUndefined, autoescape=False,
         keep_trailing_newline=True,
     )  # fmt: skip
     values = {"backend": "app", "health_path": "/health", "stats_bind": None, **context}
     try:
         return env.get_template(template).render(**values)
     except jinja2.TemplateNotFound:
-        raise ConfigError(f"HAProxy template {template} not found in {TEMPLATES}: is the toolkit complete?") from None
+        raise ConfigError(f"HAProxy template {template} not found in {templates}: is the toolkit complete?") from None
     except jinja2.UndefinedError as exc:
         raise ConfigError(f"HAProxy config context is incomplete: {exc.message}") from None
 

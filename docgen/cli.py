@@ -19,6 +19,7 @@ from pathlib import Path
 from autocore.ci_log import section
 from autocore.cli import OneLineArgumentParser, error_line, run_command
 from autocore.text import display
+from autocore.version import add_version_option
 from docgen.errors import EXIT_BAD_INPUT, EXIT_INVALID_SPEC, EXIT_OK, ConfigError
 
 # The library is imported by the command that needs it, not here: ``auto-docs --help`` stays instant.
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     p = sub.add_parser(
         "validate",

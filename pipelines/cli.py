@@ -18,6 +18,7 @@ from pathlib import Path
 from autocore.ci_log import section
 from autocore.cli import OneLineArgumentParser, error_line, run_command
 from autocore.issues import SEVERITY_ERROR, SEVERITY_WARNING, Issue
+from autocore.version import add_version_option
 from pipelines.errors import EXIT_BAD_INPUT, EXIT_ISSUES, EXIT_OK, PipelinesConfigError
 from pipelines.locations import DEFAULT_COMPONENT_PATH
 from pipelines.render_cli import add_render_parser, run_render
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     p = sub.add_parser(
         "lint",

@@ -7,12 +7,14 @@ renderer (Jinja2, YAML) for every subcommand.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from autocore.names import is_valid
+from autocore.resources import TEMPLATES_PACKAGE, package_folder
 from pipelines.errors import PipelinesConfigError
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# The toolkit's templates/ (its CI/CD components and the service-pipeline template), as installed: a package of
+# data, found through importlib.resources (in a wheel, an sdist's build and an editable install alike).
+TEMPLATES_DIR = package_folder(TEMPLATES_PACKAGE)
 DEFAULT_COMPONENT_PATH = "$CI_SERVER_FQDN/auto/toolkit"
 
 # A component path is HOST/GROUP[/SUBGROUP...]/PROJECT: GitLab's include: component: takes it before /NAME@VERSION.

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.resources import as_file, files
 from pathlib import Path
 
 from deployer.lab import lab
 from deployer.lab.load import Load
 
 STACK = "demo"
-STACK_FILE = Path(__file__).with_name("demo-stack.yml")
+STACK_FILE = files("deployer.lab") / "demo-stack.yml"  # package data: found in a wheel as in the source tree
 
 
 def _env() -> dict[str, str]:
@@ -40,12 +41,12 @@ def main() -> int:
     """Run the demo; exit non-zero when a step fails or a request failed."""
     env = _env()
     _cli(env, "resolve", "--env", "lab")
-    with tempfile.TemporaryDirectory(prefix="auto-demo-") as directory:
+    with as_file(STACK_FILE) as stack_file, tempfile.TemporaryDirectory(prefix="auto-demo-") as directory:
         v2 = Path(directory, "demo-stack-v2.yml")
-        v2.write_text(STACK_FILE.read_text().replace("auto-lab/web:1", "auto-lab/web:2"))
+        v2.write_text(stack_file.read_text().replace("auto-lab/web:1", "auto-lab/web:2"))
         common = ["--env", "lab", "--stack", STACK, "--resolve-image", "never", "--timeout", "120"]
         print("== v1 to the live colour", flush=True)
-        _cli(env, "deploy", *common, "-c", str(STACK_FILE), "--colour", "live", "--rollback-on-failure")
+        _cli(env, "deploy", *common, "-c", str(stack_file), "--colour", "live", "--rollback-on-failure")
         print("== v2 to the idle colour", flush=True)
         _cli(env, "deploy", *common, "-c", str(v2), "--colour", "idle", "--rollback-on-failure")
     url = env["AUTO_LAB_FRONT_URL"] + "/"
