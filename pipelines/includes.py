@@ -4,6 +4,12 @@ filled in, nested includes followed, and everything deep-merged in GitLab's orde
 order listed, then the including file over them). Project includes are read too when a ``fetch`` is given
 (``lint --remote``: GitLab's repository files API).
 
+A component gets GitLab's component context (``$[[ component.x ]]``, as its ``spec: component`` declares): its
+name, and from the reference after ``@`` its version, SHA and reference (``interpolation.component_context``).
+The files it includes in turn inherit that context, as GitLab passes it on; any other file has none, so a
+component's template included with ``local:`` fails as it fails in GitLab. A version GitLab leaves null (a
+component included by a branch or a commit SHA) is a warning where the component uses it.
+
 Remote and template includes, other projects' components, and paths that hold CI variables cannot be read
 here: they are listed in :attr:`Assembled.unread`, and lint lowers every check that depends on them to a
 warning. GitLab's limit of 150 includes per pipeline is kept; a local path may not leave the repository.
@@ -11,7 +17,7 @@ warning. GitLab's limit of 150 includes per pipeline is kept; a local path may n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,7 +28,15 @@ from autocore.text import json_path
 from pipelines.errors import PipelinesConfigError
 from pipelines.extends import deep_merge
 from pipelines.gitlab_yaml import DuplicateKey, Loaded, load_document, parse_document
-from pipelines.interpolation import InterpolationError, input_values, interpolate
+from pipelines.interpolation import (
+    InterpolationError,
+    component_context,
+    component_values,
+    input_values,
+    interpolate,
+    interpolation_uses,
+    standalone_component,
+)
 from pipelines.locations import DEFAULT_COMPONENT_PATH, TEMPLATES_DIR
 
 MAX_INCLUDES = 150  # GitLab's default limit on the files one pipeline includes
@@ -70,6 +84,7 @@ class _Origin:
     kind: str  # "local" (the repository under lint), "project" (another project, read through GitLab)
     project: str = ""
     ref: str | None = None
+    component: Mapping[str, Any] | None = None  # the component context it inherits (a component's own includes)
 
 
 class _Assembler:
@@ -116,8 +131,11 @@ class _Assembler:
         inputs = item.get("inputs")
         if "local" in item and isinstance(item["local"], str):
             if origin.kind == "project":
-                return [self.project_file(origin.project, item["local"], origin.ref, inputs, source, where, depth)]
-            return self.local(item["local"], inputs, source, where, depth, conditional)
+                found = self.project_file(
+                    origin.project, item["local"], origin.ref, inputs, source, where, depth, origin.component
+                )
+                return [found]
+            return self.local(item["local"], inputs, source, where, depth, conditional, origin.component)
         if "component" in item and isinstance(item["component"], str):
             return self.component(item["component"], inputs, source, where, depth, conditional)
         if "project" in item and isinstance(item["project"], str):
@@ -131,7 +149,9 @@ class _Assembler:
                 if self.settings.read_project is None or "$" in item["project"] or "$" in name:
                     self.result.unread.append(f"project {item['project']} file {name}")
                     continue
-                found.append(self.project_file(item["project"], name, ref, inputs, source, where, depth))
+                found.append(
+                    self.project_file(item["project"], name, ref, inputs, source, where, depth, origin.component)
+                )
             return [f for f in found if f]
         for kind in ("remote", "template"):
             if kind in item:
@@ -153,7 +173,14 @@ class _Assembler:
         return True
 
     def local(
-        self, path: str, inputs: Any, source: str, where: tuple[Any, ...], depth: int, conditional: bool
+        self,
+        path: str,
+        inputs: Any,
+        source: str,
+        where: tuple[Any, ...],
+        depth: int,
+        conditional: bool,
+        component: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         root = self.settings.root
         if "$" in path:
@@ -194,16 +221,17 @@ class _Assembler:
             if not self.budget(source, where, ("local", str(match), repr(inputs))):
                 continue
             self.spend(match.stat().st_size, source)
-            included = self.read(lambda m=match: load_document(m), str(match), inputs, source, where)
+            included = self.read(lambda m=match: load_document(m), str(match), inputs, source, where, component)
             if included is not None:
-                found.append(self.assemble(included, str(match), _Origin("local"), depth + 1))
+                found.append(self.assemble(included, str(match), _Origin("local", component=component), depth + 1))
         return found
 
     def component(
         self, address: str, inputs: Any, source: str, where: tuple[Any, ...], depth: int, conditional: bool
     ) -> list[dict[str, Any]]:
-        location, _, version = address.rpartition("@")
+        location, at, version = address.rpartition("@")
         location = location or address
+        version = version if at else ""
         prefix, _, name = location.rpartition("/")
         candidates: list[Path] = []
         if prefix == self.settings.component_path:
@@ -230,13 +258,22 @@ class _Assembler:
             return []
         if not self.budget(source, where, ("component", str(path), repr(inputs))):
             return []
-        context = {"name": name, "version": version, "reference": version, "sha": version}
+        context = component_context(name, version)
         self.spend(path.stat().st_size, source)
         included = self.read(lambda: load_document(path), str(path), inputs, source, where, context)
-        return [] if included is None else [self.assemble(included, str(path), _Origin("local"), depth + 1)]
+        origin = _Origin("local", component=context)  # what it includes in turn knows the component too
+        return [] if included is None else [self.assemble(included, str(path), origin, depth + 1)]
 
     def project_file(
-        self, project: str, name: str, ref: str | None, inputs: Any, source: str, where: tuple[Any, ...], depth: int
+        self,
+        project: str,
+        name: str,
+        ref: str | None,
+        inputs: Any,
+        source: str,
+        where: tuple[Any, ...],
+        depth: int,
+        component: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         reader = self.settings.read_project
         label = f"{project}:{name.lstrip('/')}" + (f"@{ref}" if ref else "")
@@ -251,8 +288,9 @@ class _Assembler:
             self.issue(source, where, f"project include {label}: {exc}", "include-not-found", SEVERITY_ERROR)
             return {}
         self.spend(len(text.encode("utf-8", "surrogatepass")), source)
-        included = self.read(lambda: parse_document(text, label), label, inputs, source, where)
-        return {} if included is None else self.assemble(included, label, _Origin("project", project, ref), depth + 1)
+        included = self.read(lambda: parse_document(text, label), label, inputs, source, where, component)
+        origin = _Origin("project", project, ref, component)
+        return {} if included is None else self.assemble(included, label, origin, depth + 1)
 
     def spend(self, size: int, source: str) -> None:
         """Counts an included file's bytes; past the budget, the file under lint is refused in one line."""
@@ -270,8 +308,10 @@ class _Assembler:
         inputs: Any,
         source: str,
         where: tuple[Any, ...],
-        component: dict[str, Any] | None = None,
+        component: Mapping[str, Any] | None = None,
     ) -> dict[str, Any] | None:
+        """The file ``load`` reads, interpolated with ``inputs`` and the ``component`` context it is included
+        with (None: not as a component); None, with the error, where GitLab would refuse it."""
         try:
             loaded = load()
         except PipelinesConfigError as exc:
@@ -280,11 +320,20 @@ class _Assembler:
         self.result.read.append(label)
         self.result.duplicates += [(label, d) for d in loaded.duplicates]
         try:
+            available = component_values(loaded.spec, component) if loaded.spec is not None else {}
             values = input_values(loaded.spec, inputs)
-            body = interpolate(loaded.body, values, component) if loaded.spec is not None else loaded.body
+            body = interpolate(loaded.body, values, available) if loaded.spec is not None else loaded.body
         except InterpolationError as exc:
             self.issue(source, where, f"{label}: {exc}", "include-inputs", SEVERITY_ERROR)
             return None
+        null_version = "version" in available and available["version"] is None and component is not None
+        if null_version and any(c == "component" and n == "version" for c, n, _ in interpolation_uses(loaded.body)):
+            message = (
+                f"{label}: $[[ component.version ]] is null, and GitLab fills in nothing: it resolves a version only "
+                f"for a release of a CI/CD Catalog resource (@1, @1.2.3, @~latest), not for "
+                f"@{(component or {}).get('reference', '')}"
+            )
+            self.issue(source, where, message, "component-version-null", SEVERITY_WARNING)
         return body if isinstance(body, dict) else {}
 
 
@@ -292,5 +341,7 @@ def assemble(loaded: Loaded, source: str, settings: IncludeSettings) -> Assemble
     """``loaded`` (the file under lint) with its includes followed and merged in."""
     result = Assembled({})
     assembler = _Assembler(settings, result)
-    result.body = assembler.assemble(loaded.body, source, _Origin("local"), 0)
+    # A file with a spec: header on its own is a component: what it includes knows its (placeholder) context.
+    component = standalone_component(source) if loaded.spec is not None else None
+    result.body = assembler.assemble(loaded.body, source, _Origin("local", component=component), 0)
     return result

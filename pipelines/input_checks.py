@@ -1,31 +1,55 @@
-"""A component's ``spec: inputs``, checked as GitLab checks them when the component is included: each
-``$[[ inputs.x ]]`` declared, each declaration's type, default, options and regex consistent. A declared input
-that no interpolation uses is a warning: GitLab has no such rule, but it is often a slip.
+"""A component's ``spec: inputs`` and ``spec: component``, checked as GitLab checks them when the component is
+included: each ``$[[ inputs.x ]]`` declared, each declaration's type, default, options and regex consistent;
+``spec: component`` a list of GitLab's fields, each ``$[[ component.x ]]`` one of them and declared, no context
+GitLab does not know (``$[[ foo.x ]]``). A declared input that no interpolation uses is a warning: GitLab has no
+such rule, but it is often a slip.
 
-A component linted on its own has no includer to give its inputs: :func:`placeholders` puts in their place a
-value of the declared type (the default where there is one), so that the schema judges the rest.
+A component linted on its own has no includer to give its inputs, nor a reference it is included at:
+:func:`placeholders` puts in their place a value of the declared type (the default where there is one), and for
+``$[[ component.x ]]`` what ``interpolation.standalone_component`` knows (the name, from where the file is), so that the
+schema judges the rest.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any
 
 from autocore.issues import SEVERITY_WARNING, Issue, issue_message
 from autocore.text import json_path
 from pipelines.gitlab_regex import GitLabRegexError, gitlab_regex, regex_search
 from pipelines.gitlab_yaml import Reference
-from pipelines.interpolation import INPUT_TYPES, INTERPOLATION, type_ok
+from pipelines.interpolation import (
+    COMPONENT_FIELDS,
+    COMPONENT_PLACEHOLDERS,
+    INPUT_TYPES,
+    INTERPOLATION,
+    SKIPPED_CONTEXTS,
+    InterpolationError,
+    access,
+    component_problems,
+    declared_component,
+    interpolation_uses,
+    type_ok,
+)
 
 PLACEHOLDER = "input-value"
 
 
-def placeholders(node: Any, spec_inputs: dict[str, Any], *, references: bool = True) -> Any:
+def placeholders(
+    node: Any,
+    spec_inputs: dict[str, Any],
+    *,
+    references: bool = True,
+    component: Mapping[str, Any] | None = None,
+) -> Any:
     """A copy where ``$[[ inputs.x ]]`` stands for what an includer would most likely pass: its default, else a
     value of its type the schema accepts (a whole-value interpolation keeps its type; inside other text, the
-    default as text or ``input-value``). ``references``: unresolved ``!reference`` tags become text too (for
-    the schema); kept as they are otherwise."""
+    default as text or ``input-value``); ``$[[ component.x ]]`` for ``component``'s value (default:
+    :data:`COMPONENT_PLACEHOLDERS`); ``$[[ matrix.X ]]`` stays, as GitLab leaves it. ``references``: unresolved
+    ``!reference`` tags become text too (for the schema); kept as they are otherwise."""
+    known = dict(COMPONENT_PLACEHOLDERS) if component is None else dict(component)
 
     def declared_of(name: str) -> dict[str, Any]:
         declared = spec_inputs.get(name)
@@ -45,9 +69,15 @@ def placeholders(node: Any, spec_inputs: dict[str, Any], *, references: bool = T
         return {"number": 1, "boolean": True, "array": []}.get(kind, PLACEHOLDER)
 
     def inside(match: Any) -> str:
-        declared = declared_of(match.group(2))
+        context, name = match.group(1), match.group(2)
+        if context in SKIPPED_CONTEXTS:
+            return str(match.group(0))
+        if context == "component":
+            value = known.get(name, COMPONENT_PLACEHOLDERS.get(name, PLACEHOLDER))
+            return "" if value is None else str(value)
+        declared = declared_of(name)
         default = declared.get("default")
-        if match.group(1) == "inputs" and not match.group(3) and isinstance(default, str | int | float):
+        if context == "inputs" and not match.group(3) and isinstance(default, str | int | float):
             return str(default).lower() if isinstance(default, bool) else str(default)
         return PLACEHOLDER
 
@@ -73,21 +103,39 @@ def placeholders(node: Any, spec_inputs: dict[str, Any], *, references: bool = T
     return walk(node)
 
 
-def _input_uses(node: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    if isinstance(node, str):
-        for match in INTERPOLATION.finditer(node):
-            if match.group(1) == "inputs":
-                yield match.group(2), where
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if isinstance(key, str):
-                for match in INTERPOLATION.finditer(key):
-                    if match.group(1) == "inputs":
-                        yield match.group(2), (*where, key)
-            yield from _input_uses(value, (*where, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _input_uses(value, (*where, index))
+def context_issues(file: str, spec: dict[str, Any] | None, body: dict[str, Any]) -> list[Issue]:
+    """``spec: component`` and every ``$[[ CONTEXT.x ]]`` but inputs, as GitLab judges them when it includes the
+    file as a component: its header errors, then each interpolation that names nothing, in GitLab's words."""
+    issues = [
+        Issue(file, json_path(("spec", "component", *where)), issue_message(message), "spec-component")
+        for where, message in component_problems(spec)
+    ]
+    declared = declared_component(spec)
+    scopes = {"inputs": {}, "component": dict.fromkeys(declared, "")}
+    for context, name, where in interpolation_uses(body):
+        if context == "inputs" or context in SKIPPED_CONTEXTS:
+            continue
+        path = f"{context}.{name}"
+        if spec is None:
+            if context == "component":
+                message = f"$[[ {path} ]] is used but the file has no spec: header declaring component"
+                issues.append(Issue(file, json_path(where), message, "undeclared-component"))
+            continue  # without a header GitLab interpolates nothing: other $[[ ]] text is text
+        try:
+            access(scopes, path)
+        except InterpolationError as exc:
+            field = name.split(".", 1)[0]
+            if context != "component":
+                hint = ": GitLab interpolates only inputs and component when it includes a file"
+                rule = "unknown-interpolation"
+            elif field not in COMPONENT_FIELDS:
+                hint, rule = f": spec: component offers {', '.join(COMPONENT_FIELDS)}", "undeclared-component"
+            elif field not in declared:
+                hint, rule = f": add {field} to spec: component", "undeclared-component"
+            else:
+                hint, rule = "", "unknown-interpolation"  # component.version.x: a field's value is text
+            issues.append(Issue(file, json_path(where), f"{exc}{hint}", rule))
+    return issues
 
 
 def input_issues(file: str, spec: dict[str, Any] | None, body: dict[str, Any]) -> list[Issue]:
@@ -95,7 +143,9 @@ def input_issues(file: str, spec: dict[str, Any] | None, body: dict[str, Any]) -
     inputs = inputs if isinstance(inputs, dict) else {}
     issues: list[Issue] = []
     used: set[str] = set()
-    for name, where in _input_uses(body):
+    for context, name, where in interpolation_uses(body):
+        if context != "inputs":
+            continue
         used.add(name)
         if name not in inputs:
             message = (
@@ -141,7 +191,7 @@ def input_issues(file: str, spec: dict[str, Any] | None, body: dict[str, Any]) -
                 if has_default and isinstance(default, str) and not regex_search(compiled, default):
                     message = f"input {name!r}: default {default!r} does not match its regex {regex!r}"
                     issues.append(Issue(file, json_path((*where, "default")), message, "input-default-regex"))
-    return issues
+    return issues + context_issues(file, spec, body)
 
 
 def _show(values: list[Any]) -> str:

@@ -25,6 +25,7 @@ from pipelines.extends import resolve_extends
 from pipelines.gitlab_yaml import DuplicateKey, Loaded, load_document
 from pipelines.includes import IncludeSettings, assemble
 from pipelines.input_checks import input_issues, placeholders
+from pipelines.interpolation import standalone_component
 from pipelines.job_checks import (
     RESERVED_KEYS,
     World,
@@ -78,7 +79,8 @@ def lint_loaded(file: str, loaded: Loaded, options: LintOptions | None = None) -
     if spec is not None:
         # A component on its own: its inputs as an includer would most likely give them (their defaults), so that
         # extends, references and stages named through inputs are followed as GitLab will follow them.
-        loaded = Loaded(spec, placeholders(own, inputs, references=False), loaded.duplicates)
+        component = standalone_component(file)  # its name where templates/ says it; placeholders for the rest
+        loaded = Loaded(spec, placeholders(own, inputs, references=False, component=component), loaded.duplicates)
     assembled = assemble(loaded, file, options.includes)
     issues = _duplicate_issues(file, [(file, d) for d in loaded.duplicates] + assembled.duplicates, options.strict)
     issues += assembled.issues

@@ -49,6 +49,18 @@ RELAXATIONS = (
         "minLength",
         "a tag may be empty text (a component's empty default): GitLab's tags entry is ArrayOfStrings, any string",
     ),
+    Relaxation(
+        "/properties/spec/properties/component",
+        "uniqueItems",
+        "spec:component: [version, version] is accepted: Header::Component checks an array of its allowed strings "
+        "and uses config.uniq",
+    ),
+    Relaxation(
+        "/properties/spec/properties/component",
+        "type",
+        "spec:component: left empty (null) is accepted: an entry with no value is its default, [] (Entry::Factory's "
+        "Unspecified); any other shape is reported by lint's own check, in GitLab's words (input_checks)",
+    ),
 )
 # A key of a job left empty (``variables:`` with nothing under it, ``cache: {paths: }``) is a key left unspecified
 # to GitLab: its entries validate with allow_nil and build an Undefined entry for nil (gitlab-org/omnibus-gitlab
