@@ -107,6 +107,10 @@ class _BudgetedComposer:
             return super().compose_node(parent, index)  # type: ignore[misc]
         if isinstance(event, ScalarEvent) and event.style is None:
             _check_plain_scalar(event.value, self.budget, self.source)
+        if getattr(event, "anchor", None) is not None:
+            # YAML 1.1 and 1.2: "anchors need not be unique"; an alias means the most recent node with the anchor
+            # (Ruby's Psych, Go's yaml.v3 and Redocly accept a redefined anchor; PyYAML refuses it, so forget the old).
+            self.anchors.pop(event.anchor, None)  # type: ignore[attr-defined]
         self._depth += 1
         if self._depth > self.budget.max_depth:
             raise BudgetExceededError(

@@ -3,7 +3,9 @@
 A walk over every Schema Object, Parameter, Header and Security Scheme of a Swagger 2.0 / OpenAPI 3.0 /
 3.1 document, that knows where each node is (so every finding has a path that exists in the document):
 defaults against their schema, the Schema Objects against the version's schema dialect (3.x), Discriminator
-fields, oauth2 scopes (2.0), duplicated parameters, tags and enum values.
+fields, oauth2 scopes (2.0), the ``items`` of arrays (2.0 simple values, 3.0 schemas), the schemes Security
+Requirements name, paths that differ only in template names (3.x), ``nullable`` in 3.1, duplicated parameters,
+tags and enum values.
 
 The verdicts follow the specifications (see ``docgen/SPEC-DIFFERENCES.md``): what a version says MUST is
 an error, what it says SHOULD or only recommends is a warning. ``openapi-spec-validator`` makes all of
@@ -12,6 +14,7 @@ them errors, and checks a 2.0 Schema Object against the 3.0 dialect (so ``type: 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -188,7 +191,8 @@ def root_schemas(document: dict[str, Any], family: str) -> Iterator[tuple[tuple[
 
 def _operation_schemas(parts: tuple[Any, ...], holder: dict[str, Any], family: str) -> Iterator[tuple[Any, ...]]:
     """The schemas of the parameters written inline in a path item or operation."""
-    for index, param in enumerate(holder.get("parameters") or []):
+    params = holder.get("parameters")
+    for index, param in enumerate(params if isinstance(params, list) else []):
         if not isinstance(param, dict):
             continue
         if family == "2.0":
@@ -279,6 +283,9 @@ class Walk:
             for parts, node in simple_values(self.document):
                 self._simple(parts, node)
             self._oauth2_scopes()
+        else:
+            self._identical_paths()
+        self._security_requirements()
         self._duplicate_parameters()
         self._duplicate_tags()
         return list(dict.fromkeys(self.verdicts))
@@ -322,6 +329,14 @@ class Walk:
             self._default(parts, schema)
         if isinstance(schema.get("allOf"), list) and isinstance(schema.get("required"), list):
             self._required_defined(parts, schema)
+        if self.family == "3.0" and schema.get("type") == "array" and "items" not in schema:
+            # 3.0.3 Schema Object: "items MUST be present if the type is array" (2.0 and 3.1: JSON Schema's rule).
+            self.add(parts, "missing required field 'items' (an OpenAPI 3.0 schema of type 'array' MUST have items)")
+        if self.family == "2.0" and isinstance(schema.get("discriminator"), str):
+            self._discriminator_20(parts, schema)
+        if self.family == "3.1" and "nullable" in schema:
+            message = "'nullable' is not an OpenAPI 3.1 keyword and is ignored: add \"null\" to 'type' instead"
+            self.add((*parts, "nullable"), message, "schema", SEVERITY_WARNING)
 
     def _enum(self, parts: tuple[Any, ...], enum: list[Any]) -> None:
         """Repeated enum values: JSON Schema draft 4 (Swagger 2.0) says the elements MUST be unique, the drafts
@@ -351,6 +366,26 @@ class Walk:
             elif self.family == "3.0":
                 message = f"extension {key!r} in a Discriminator: OpenAPI 3.0 does not allow extensions here (3.1 does)"
                 self.add((*parts, key), message, "schema", SEVERITY_WARNING)
+
+    def _discriminator_20(self, parts: tuple[Any, ...], schema: dict[str, Any]) -> None:
+        """Swagger 2.0: "The property name used MUST be defined at this schema and it MUST be in the required
+        property list." (here or in the schemas of its allOf)."""
+        name = schema["discriminator"]
+        if name not in self._properties({"allOf": [schema]}, 0):
+            message = f"discriminator {name!r} is not a property of this schema (it MUST be defined here and required)"
+            self.add((*parts, "discriminator"), message)
+        elif name not in self._required(schema, 0):
+            message = f"discriminator {name!r} is not in this schema's 'required' list (the property MUST be required)"
+            self.add((*parts, "discriminator"), message)
+
+    def _required(self, schema: Any, depth: int) -> set[str]:
+        schema = _local(self.document, schema)
+        if not isinstance(schema, dict) or depth > 20:
+            return set()
+        names = {name for name in schema.get("required") or [] if isinstance(name, str)}
+        for sub in schema.get("allOf") or []:
+            names |= self._required(sub, depth + 1)
+        return names
 
     def _required_defined(self, parts: tuple[Any, ...], schema: dict[str, Any]) -> None:
         defined = self._properties(schema, 0)
@@ -415,6 +450,9 @@ class Walk:
     def _simple(self, parts: tuple[Any, ...], node: dict[str, Any]) -> None:
         if isinstance(node.get("enum"), list):
             self._enum(parts, node["enum"])
+        if node.get("type") == "array" and "items" not in node:
+            # Parameter, Items and Header Objects: items is "Required if type is "array"" (the JSON Schema forgets).
+            self.add(parts, "missing required field 'items' (it is required when type is 'array')")
         self._simple_default(parts, node)
 
     def _simple_default(self, parts: tuple[Any, ...], node: dict[str, Any]) -> None:
@@ -438,11 +476,14 @@ class Walk:
             if parts in done:
                 continue
             done.add(parts)
-            severity, message = self._default_verdict(error)
-            self.add(parts, message, "default", severity)
+            verdict = self._default_verdict(error)
+            if verdict is not None:
+                self.add(parts, verdict[1], "default", verdict[0])
 
-    def _default_verdict(self, error: Any) -> tuple[str, str]:
+    def _default_verdict(self, error: Any) -> tuple[str, str] | None:
         value, keyword = error.instance, error.validator
+        if keyword == "enum" and not isinstance(error.validator_value, list):
+            return None  # an enum that is not a list: the JSON Schema says so, the default is not to blame
         if keyword in ("type", "nullable"):
             expected = error.validator_value if keyword == "type" else error.schema.get("type")
             wanted = expected_types(expected)
@@ -486,10 +527,56 @@ class Walk:
                 else:
                     first[key] = index
 
+    def _security_requirements(self) -> None:
+        """Security Requirement Objects: "Each name MUST correspond to a security scheme which is declared" (3.x;
+        2.0 says "must"); for a scheme other than oauth2 (and 3.0's openIdConnect) "the array MUST be empty" (2.0,
+        3.0; 3.1 lets it list role names)."""
+        if self.family == "2.0":
+            schemes, where = self.document.get("securityDefinitions"), "securityDefinitions"
+        else:
+            components = self.document.get("components")
+            schemes = components.get("securitySchemes") if isinstance(components, dict) else None
+            where = "components.securitySchemes"
+        schemes = schemes if isinstance(schemes, dict) else {}
+        lists: list[tuple[tuple[Any, ...], Any]] = [(("security",), self.document.get("security"))]
+        for item_parts, item in _path_items(self.document, self.family):
+            for op_parts, operation in _operations(item_parts, item):
+                lists.append(((*op_parts, "security"), operation.get("security")))
+        for parts, listing in lists:
+            for index, requirement in enumerate(listing if isinstance(listing, list) else []):
+                for name, scopes in _items(requirement):
+                    if name not in schemes:
+                        message = f"security scheme {name!r} is not declared in {where}"
+                        self.add((*parts, index, name), message, "security-requirement")
+                        continue
+                    scheme = _local(self.document, schemes[name])
+                    kind = scheme.get("type") if isinstance(scheme, dict) else None
+                    scoped = ("oauth2",) if self.family == "2.0" else ("oauth2", "openIdConnect")
+                    if self.family != "3.1" and isinstance(kind, str) and kind not in scoped and scopes:
+                        only = " and ".join(scoped)
+                        message = f"the list of {kind} scheme {name!r} MUST be empty: only {only} schemes have scopes"
+                        self.add((*parts, index, name), message, "security-requirement")
+
+    def _identical_paths(self) -> None:
+        """3.x: "Templated paths with the same hierarchy but different templated names MUST NOT exist as they are
+        identical" (Swagger 2.0 says nothing of it)."""
+        first: dict[str, str] = {}
+        for url, _ in _items(self.document.get("paths")):
+            shape = re.sub(r"\{[^{}]*\}", "{}", str(url))
+            if shape in first:
+                message = (
+                    f"path {url!r} differs from {first[shape]!r} only in the names of its template parameters:"
+                    " such paths are identical and MUST NOT both exist"
+                )
+                self.add(("paths", url), message, "identical-paths")
+            else:
+                first[shape] = str(url)
+
     def _duplicate_tags(self) -> None:
         """Tag names: "Each tag name in the list MUST be unique" (2.0, 3.0, 3.1)."""
         first: dict[str, int] = {}
-        for index, tag in enumerate(self.document.get("tags") or []):
+        tags = self.document.get("tags")
+        for index, tag in enumerate(tags if isinstance(tags, list) else []):
             name = tag.get("name") if isinstance(tag, dict) else None
             if not isinstance(name, str):
                 continue

@@ -172,3 +172,11 @@ def test_the_real_world_specs_are_within_the_defaults() -> None:
     for path in paths:
         text = path.read_text()
         (load_json if path.suffix == ".json" else load_yaml)(text, str(path))
+
+
+def test_a_redefined_anchor_means_the_most_recent_node() -> None:
+    """YAML 1.1/1.2: anchors need not be unique; go-swagger's composed-auth example redefines one (Psych, yaml.v3
+    and Redocly read it; PyYAML alone refused it)."""
+    text = "a: &x 1\nb: *x\nc: &x 2\nd: *x\n"
+    assert load_yaml(text, "s.yaml") == {"a": 1, "b": 1, "c": 2, "d": 2}
+    assert load_yaml("a: &x {k: 1}\nb: &x {k: 2}\nc: {<<: *x}\n", "s.yaml")["c"] == {"k": 2}

@@ -108,7 +108,7 @@ def test_a_wrong_value_of_a_fixed_set_names_the_choices() -> None:
         E,
         "schema",
         "$.paths['/pets/{id}'].get.parameters[0].in",
-        'expected "path", found "paht": did you mean "path"?',
+        'expected one of "path", "query", "header", "cookie"; found "paht": did you mean "path"?',
     )
 
 
@@ -196,7 +196,8 @@ def test_type_file_at_the_root_of_a_20_response_schema_is_accepted_but_not_elsew
             E,
             "schema",
             "$.definitions.LdapConf.properties.ldap_url.type",
-            'expected one of "array", "boolean", "integer", "null", "number", "object", "string"; found "file"',
+            'expected one of "array", "boolean", "integer", "null", "number", "object", "string"; found "file"'
+            " ('file' is a type only for a formData parameter and at the root of a response's schema)",
         )
     ]
 
@@ -253,9 +254,14 @@ def test_an_oauth2_scheme_without_scopes_is_an_error_in_20() -> None:
 def test_an_oauth2_flow_without_scopes_is_an_error_in_3x(path: Path) -> None:
     document = real(path)
     flows = {"clientCredentials": {"tokenUrl": "https://sso.example/token"}}
-    document["components"]["securitySchemes"] = {"sso": {"type": "oauth2", "flows": flows}}
+    document["components"].setdefault("securitySchemes", {})["sso"] = {"type": "oauth2", "flows": flows}
     assert found(document) == [
-        (E, "schema", "$.components.securitySchemes.sso.flows.clientCredentials", "missing required field 'scopes'")
+        (
+            E,
+            "schema",
+            "$.components.securitySchemes.sso.flows.clientCredentials",
+            "missing required field 'scopes' (an oauth2 flow lists its scopes; 'scopes: {}' for none)",
+        )
     ]
 
 
