@@ -54,7 +54,7 @@ unit: $(STAMP)
 
 # HYPOTHESIS_PROFILE=ci: the fuzz tests run their full count here (tests/fuzz/conftest.py).
 test: system $(STAMP) lint corpus gitlab-ci-local
-	HYPOTHESIS_PROFILE=ci $(BIN)/pytest tests
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest --durations=30 tests
 
 # The real-world specs (npm packages, pinned) for the docgen tests and benchmark.
 corpus: system $(STAMP)

@@ -1,6 +1,6 @@
 """The toolkit's one version, as installed: what ``--version`` of every command says.
 
-The version is set once, by the git tag the release is built from (setuptools-scm, ``pyproject.toml``): ``v1.2.0``
+The version is set once, by the git tag the release is built from (setuptools-scm, ``pyproject.toml``): ``1.2.0``
 gives 1.2.0, a commit after the newest tag (or in a repository without one) a development version such as
 ``0.1.dev42+g1a2b3c4``. It is written into the installed distribution's metadata, and read from there at run time;
 no module holds a copy of it.
