@@ -13,8 +13,13 @@ Rules, per service this deploy defines:
   after a new task failed, and for a spec change that started no rolling update: a crash-looping
   container is briefly Running between crashes.
 - An update that ends in ``rollback_*`` or ``paused`` failed; so did a service whose new tasks
-  failed ``MAX_FAILURES`` times (outside a rolling update, where Swarm's failure_action rules);
+  failed ``MAX_FAILURES`` times (outside a rolling update, where Swarm's failure_action rules), and
+  one with a task Swarm has kept pending for ``UNSCHEDULABLE_GRACE_SECONDS`` because no node can take
+  it (a host-mode port already held, a placement constraint no node meets, more memory reserved than
+  any node has): Swarm says so from the first second, so the deploy fails then, not at the deadline;
   the deadline passing is a failure too.
+- Every progress line of a service not yet running names the state of its newest waiting task and
+  Swarm's message for it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ from typing import Any, Literal
 import docker.errors
 
 MAX_FAILURES = 3
+# How long a task may wait for a node Swarm says it has none for ("no suitable node (...)") before the deploy
+# fails: long enough for a port or memory an old task still holds to be freed during an update, far shorter
+# than any --timeout. A placement no node meets never resolves by itself.
+UNSCHEDULABLE_GRACE_SECONDS = 15.0
+UNSCHEDULABLE = "no suitable node"
 DEFAULT_MONITOR_SECONDS = 5.0  # Swarm's default update_config.monitor
 POLL_SECONDS = 0.1  # a few small API calls per service; keeps the exit close to convergence
 
@@ -121,6 +131,20 @@ def monitor_seconds(spec: Mapping[str, Any]) -> float:
     return monitor / 1e9 if monitor else DEFAULT_MONITOR_SECONDS
 
 
+def swarm_says(task: Mapping[str, Any]) -> str:
+    """What Swarm says about a task that is not running: its state and its error or message."""
+    status = _status(task)
+    state = status.get("State") or "unknown"
+    why = status.get("Err") or status.get("Message") or ""
+    return f"task {state}: {why}" if why and why.lower() != state else f"task {state}"
+
+
+def unschedulable(task: Mapping[str, Any]) -> bool:
+    """Whether Swarm keeps the task pending because no node can take it."""
+    status = _status(task)
+    return status.get("State") == "pending" and str(status.get("Err") or "").startswith(UNSCHEDULABLE)
+
+
 def _image(template: Mapping[str, Any]) -> str | None:
     image = (template.get("ContainerSpec") or {}).get("Image")
     return image.split("@", 1)[0] if image else None
@@ -133,8 +157,10 @@ def assess(
     *,
     running_since: Mapping[str, float],
     now: float,
+    pending_since: Mapping[str, float] | None = None,
 ) -> ServiceState:
-    """Judge one service from its inspect answer and its tasks (see the module's rules)."""
+    """Judge one service from its inspect answer and its tasks (see the module's rules); ``pending_since``: when
+    each task was first seen pending with no suitable node."""
     if service is None:
         return ServiceState(before.name, "failed", 0, 0, "service is missing after the deploy")
     spec = service.get("Spec") or {}
@@ -177,9 +203,18 @@ def assess(
         and _status(t).get("State") not in _FAILED_TASK_STATES
     ]
     if len(running) < desired:
+        waiting = [t for t in current if t.get("DesiredState") == "running" and t not in running]
+        stuck = [t for t in waiting if unschedulable(t)]
+        if stuck:
+            first = min(stuck, key=lambda t: (pending_since or {}).get(t.get("ID", ""), now))
+            if now - (pending_since or {}).get(first.get("ID", ""), now) >= UNSCHEDULABLE_GRACE_SECONDS:
+                why = _status(first).get("Err")
+                return state("failed", len(running), f"Swarm cannot schedule a task: {why}")
         detail = f"update {update_state}" if update_state else ("starting" if before.created else "updating")
         if failures:
             detail += f", {len(failures)} task(s) failed"
+        if waiting:  # Swarm's own word on the newest task that is not running yet
+            detail += f"; {swarm_says(max(waiting, key=lambda t: _status(t).get('Timestamp', '')))}"
         return state("waiting", len(running), detail)
     if stale:
         return state("waiting", len(running), f"{len(stale)} old task(s) still running")
@@ -234,6 +269,7 @@ class Watcher:
     wall: Callable[[], float] = time.time
     clock_offset: float | None = None  # the engine's wall clock minus ours, once calibrated
     _running_since: dict[str, float] = field(default_factory=dict)
+    _pending_since: dict[str, float] = field(default_factory=dict)
 
     def calibrate(self) -> None:
         """Learn the engine's clock offset, so a task's own Running timestamp can start its monitor
@@ -294,10 +330,21 @@ class Watcher:
             for task in tasks:
                 if _status(task).get("State") == "running":
                     self._running_since.setdefault(task["ID"], self._since(task, now))
+                elif unschedulable(task):
+                    self._pending_since.setdefault(task["ID"], now)
             if rollback:
                 states.append(assess_rollback(before, service, tasks))
             else:
-                states.append(assess(before, service, tasks, running_since=self._running_since, now=now))
+                states.append(
+                    assess(
+                        before,
+                        service,
+                        tasks,
+                        running_since=self._running_since,
+                        now=now,
+                        pending_since=self._pending_since,
+                    )
+                )
         return states
 
     def wait(

@@ -212,7 +212,8 @@ def _deploy(
             report.result = "submitted"
             report.message = "submitted without waiting (--no-wait)"
             report.services = [{"service": n} for n in names]
-            _record(ctx, env_name, cluster.colour, options, files, report, [])
+            # One look, so that the record names each service's image and replicas as Swarm took them.
+            _record(ctx, env_name, cluster.colour, options, files, report, watcher.poll(befores))
             return report
         with (
             section(
@@ -310,13 +311,21 @@ def _record(
         "with_registry_auth": options.with_registry_auth,
         "prune": options.prune,
     }
+    # Every service of the deploy, whatever became of it (the record's result says how it ended): a failed
+    # deploy is recorded as failed with its services, never refused for an empty list.
     services = []
     for s in states:
-        if s.phase == "converged":
-            name = s.name.removeprefix(f"{stack}_")
-            services.append({"name": name, "image": s.image, "replicas": s.desired})
-            if name in files.docs:
-                services[-1]["docs"] = dict(files.docs[name])
+        if s.image is None:
+            continue  # missing from Swarm: nothing to say about its image
+        name = s.name.removeprefix(f"{stack}_")
+        services.append({"name": name, "image": s.image, "replicas": s.desired})
+        if name in files.docs:
+            services[-1]["docs"] = dict(files.docs[name])
+    if not services:
+        ctx.say(
+            "warning: the deploy was not recorded in the environment-state service: Swarm shows none of its services"
+        )
+        return
     try:
         with ctx.timed("state"):
             ctx.state.record_deployment(

@@ -135,8 +135,15 @@ def switch(
         return _switch_locked(env_name, environment, target, options, material, ctx, haproxy, report)
 
 
+REPLAYED_RESULTS = ("succeeded", "submitted")  # a --no-wait deploy is part of the colour too
+
+
 def _records(ctx: deploy.Context, env_name: str, colour: str) -> list[dict[str, Any]]:
-    return ctx.state.deployments(env_name, colour=colour, result="succeeded", limit=1000)
+    """The deploys a switch replays, newest first: those that converged and those submitted with --no-wait."""
+    found = [
+        r for result in REPLAYED_RESULTS for r in ctx.state.deployments(env_name, colour, result=result, limit=1000)
+    ]
+    return sorted(found, key=lambda record: -int(record["id"]))
 
 
 def _plan_only(

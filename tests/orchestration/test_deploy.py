@@ -58,7 +58,7 @@ def test_a_new_service_is_deployed_waited_for_and_recorded(rig: Rig) -> None:
         "environment lab: deploying to blue (live), manager tcp://10.213.1.2:2376",
         "== docker stack deploy auto",
         "== waiting for 1 service(s)",
-        "auto_web: 0/1 running, starting",
+        "auto_web: 0/1 running, starting; task starting",
         "auto_web: 1/1 running, converged",
     ]
     assert rig.blue.writes == [] and rig.green.requests == []  # changes go through the CLI only
@@ -109,7 +109,7 @@ def test_an_update_waits_for_swarm_to_complete_it(rig: Rig) -> None:
         ("auto_web", "completed", IMAGE_2, True)
     ]
     assert [line for line in rig.said() if line.startswith("auto_web:")] == [
-        "auto_web: 0/1 running, update updating",
+        "auto_web: 0/1 running, update updating; task starting",
         "auto_web: 1/1 running, update updating, Swarm is monitoring the new tasks",
         "auto_web: 1/1 running, converged",
     ]
@@ -184,7 +184,7 @@ def test_take_lock_false_takes_no_lock(rig: Rig) -> None:
     assert rig.kinds() == ["created", "deployed"]
 
 
-def test_no_wait_submits_without_polling(rig: Rig) -> None:
+def test_no_wait_submits_without_waiting(rig: Rig) -> None:
     rig.runner.on("stack", "deploy", then=appears(rig.blue, "auto_web", IMAGE_1, "starting", sid="s1"))
     path = rig.compose("web.yml", {"web": IMAGE_1})
 
@@ -194,10 +194,13 @@ def test_no_wait_submits_without_polling(rig: Rig) -> None:
 
     assert (report.result, report.message) == ("submitted", "submitted without waiting (--no-wait)")
     assert report.services == [{"service": "auto_web"}]
-    # Only the snapshot before the deploy looked at the service: nothing waited for it.
+    # The snapshot before the deploy and one look after it (what the record names): nothing waited for it.
     assert [(r.method, r.path) for r in rig.blue.requests if r.path.startswith("/services")] == [
-        ("GET", "/services/auto_web")
+        ("GET", "/services/auto_web"),
+        ("GET", "/services/auto_web"),
     ]
+    (record,) = rig.state.deployments(ENV)
+    assert (record["result"], record["services"]) == ("submitted", [{"name": "web", "image": IMAGE_1, "replicas": 1}])
     assert rig.state.lock_status(ENV) is None
 
 

@@ -15,10 +15,6 @@ IMAGE_1 = "auto-lab/web:1"
 IMAGE_2 = "auto-lab/web:2"
 CRASH = "task: non-zero exit (3)"
 LEFT = "auto_web left as they are (use --rollback-on-failure or auto-deploy rollback)"
-NOT_RECORDED = (
-    "warning: the deploy was not recorded in the environment-state service: environment-state service rejected "
-    "POST /v1/environments/lab/deployments (HTTP 400): services must be a non-empty list"
-)
 
 
 def crash_loop(rig: Rig, name: str, image: str, sid: str) -> None:
@@ -51,6 +47,16 @@ def assert_released_and_not_recorded(rig: Rig) -> None:
     assert rig.state.lock_status(ENV) is None
     assert rig.kinds() == ["created", "locked", "unlocked"]
     assert rig.state.deployments(ENV) == []
+    assert rig.state.get_environment(ENV).clusters["blue"].stacks == ()
+
+
+def assert_released_and_recorded_as(rig: Rig, result: str, services: list[dict[str, object]]) -> None:
+    """A deploy that ran and did not converge: recorded with how it ended and its services, the lock released;
+    only a succeeded deploy updates the stack."""
+    assert rig.state.lock_status(ENV) is None
+    assert rig.kinds() == ["created", "locked", "deployed", "unlocked"]
+    (record,) = rig.state.deployments(ENV)
+    assert (record["result"], record["services"]) == (result, services)
     assert rig.state.get_environment(ENV).clusters["blue"].stacks == ()
 
 
@@ -87,11 +93,9 @@ def test_a_new_service_that_keeps_crashing_is_left_without_rollback(rig: Rig) ->
     assert err.value.exit_code == EXIT_NOT_CONVERGED
     assert isinstance(err.value, NotConvergedError)
     report = err.value.report
-    assert (report.result, report.message, report.rollback, report.recorded) == ("failed", message, [], False)
+    assert (report.result, report.message, report.rollback, report.recorded) == ("failed", message, [], True)
     assert len(rig.runner.calls) == 1  # no rollback was run
-    # A failed deploy is reported but not recorded: the deployer sends services: [] (see test_known_bugs.py).
-    assert NOT_RECORDED in rig.said()
-    assert_released_and_not_recorded(rig)
+    assert_released_and_recorded_as(rig, "failed", [{"name": "web", "image": IMAGE_2, "replicas": 1}])
 
 
 def test_a_new_service_that_keeps_crashing_is_removed_with_rollback_on_failure(rig: Rig) -> None:
@@ -115,7 +119,7 @@ def test_a_new_service_that_keeps_crashing_is_removed_with_rollback_on_failure(r
     ]
     assert "removing services this deploy created: auto_web (exit 0)" in rig.said()
     assert "== rolling back 1 service(s)" in rig.said()
-    assert_released_and_not_recorded(rig)
+    assert_released_and_recorded_as(rig, "rolled_back", [{"name": "web", "image": IMAGE_2, "replicas": 1}])
 
 
 def test_a_paused_update_is_rolled_back_with_docker_service_rollback(rig: Rig) -> None:
@@ -151,7 +155,7 @@ def test_a_paused_update_is_rolled_back_with_docker_service_rollback(rig: Rig) -
     assert [(r["phase"], r["detail"], r["image"]) for r in report.rollback] == [("converged", "rolled back", IMAGE_1)]
     assert "auto_web: docker service rollback (exit 0)" in rig.said()
     assert "auto_web: 1/1 running, rolling back (rollback_started)" in rig.said()
-    assert_released_and_not_recorded(rig)
+    assert_released_and_recorded_as(rig, "rolled_back", [{"name": "web", "image": IMAGE_2, "replicas": 1}])
 
 
 def test_swarm_rolling_back_by_itself_is_waited_for_and_still_fails(rig: Rig) -> None:
@@ -176,7 +180,8 @@ def test_swarm_rolling_back_by_itself_is_waited_for_and_still_fails(rig: Rig) ->
     assert len(rig.runner.calls) == 1  # the deployer ran no rollback of its own
     assert err.value.report.result == "rolled-back"
     assert "auto_web: Swarm is rolling back by itself; waiting for it to finish" in rig.said()
-    assert_released_and_not_recorded(rig)
+    # Recorded with the image Swarm runs once its own rollback finished.
+    assert_released_and_recorded_as(rig, "rolled_back", [{"name": "web", "image": IMAGE_1, "replicas": 1}])
 
 
 def test_a_timeout_leaves_the_service_and_says_how_to_roll_back(rig: Rig) -> None:
@@ -185,11 +190,11 @@ def test_a_timeout_leaves_the_service_and_says_how_to_roll_back(rig: Rig) -> Non
     with pytest.raises(OperationFailed) as err:
         run(rig, timeout=1.0)
 
-    assert str(err.value) == f"deploy of auto did not converge within 1 s: auto_web: starting (0/1 running); {LEFT}"
+    assert str(err.value) == f"deploy of auto did not converge within 1 s: auto_web: starting; task starting (0/1 running); {LEFT}"
     assert err.value.report.result == "timed-out"
     assert 1.0 <= err.value.report.duration_seconds < 5
     assert len(rig.runner.calls) == 1
-    assert_released_and_not_recorded(rig)
+    assert_released_and_recorded_as(rig, "timed_out", [{"name": "web", "image": IMAGE_2, "replicas": 1}])
 
 
 def test_a_rollback_that_does_not_finish_either_is_reported_incomplete(rig: Rig) -> None:
@@ -209,7 +214,7 @@ def test_a_rollback_that_does_not_finish_either_is_reported_incomplete(rig: Rig)
         "rollback incomplete: auto_web: rolling back (rollback_started) (1/1 running)"
     )
     assert err.value.report.result == "timed-out"
-    assert_released_and_not_recorded(rig)
+    assert_released_and_recorded_as(rig, "timed_out", [{"name": "web", "image": IMAGE_2, "replicas": 1}])
 
 
 def test_one_failing_service_of_two_is_recorded_as_failed_and_the_stack_is_not_updated(rig: Rig) -> None:
@@ -237,7 +242,10 @@ def test_one_failing_service_of_two_is_recorded_as_failed_and_the_stack_is_not_u
     ]
     assert report.recorded is True
     (record,) = rig.state.deployments(ENV)
-    assert (record["result"], record["services"]) == ("failed", [{"name": "web", "image": IMAGE_2, "replicas": 1}])
+    assert (record["result"], record["services"]) == (
+        "failed",
+        [{"name": "web", "image": IMAGE_2, "replicas": 1}, {"name": "worker", "image": IMAGE_2, "replicas": 1}],
+    )
     # Only a succeeded deploy updates the stack: the state service still shows nothing deployed.
     assert rig.state.get_environment(ENV).clusters["blue"].stacks == ()
     assert rig.kinds() == ["created", "locked", "deployed", "unlocked"]

@@ -207,6 +207,6 @@ def test_the_idle_colour_kept_service_must_run_before_traffic_moves(rig: Rig) ->
 
     assert report.result == "switched"
     said = rig.said()
-    assert "auto_web: 0/1 running, updating" in said
+    assert "auto_web: 0/1 running, updating; task starting" in said
     assert "auto_web: 1/1 running, unchanged, running" in said
     assert said.index("auto_web: 1/1 running, unchanged, running") < said.index("HAProxy: green ready, blue draining")

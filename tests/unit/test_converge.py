@@ -2,7 +2,16 @@
 
 import pytest
 
-from deployer.converge import DEFAULT_MONITOR_SECONDS, MAX_FAILURES, Before, assess, assess_rollback, desired_replicas
+from deployer.converge import (
+    DEFAULT_MONITOR_SECONDS,
+    MAX_FAILURES,
+    UNSCHEDULABLE_GRACE_SECONDS,
+    Before,
+    assess,
+    assess_rollback,
+    desired_replicas,
+    swarm_says,
+)
 
 OLD = {"ContainerSpec": {"Image": "auto-lab/web:1"}, "ForceUpdate": 0}
 NEW = {"ContainerSpec": {"Image": "auto-lab/web:2"}, "ForceUpdate": 0}
@@ -55,7 +64,7 @@ def test_monitor_comes_from_the_update_config() -> None:
 
 def test_created_service_still_starting() -> None:
     result = judge(CREATED, service(NEW), [task("a", NEW), task("b", NEW, state="preparing")])
-    assert (result.phase, result.detail) == ("waiting", "starting")
+    assert (result.phase, result.detail) == ("waiting", "starting; task preparing")
 
 
 def test_update_in_progress_waits_for_swarm() -> None:
@@ -182,3 +191,42 @@ def test_monitor_window_starts_at_the_tasks_own_running_time() -> None:
     running = task("a", NEW, ts="2026-11-25T06:30:07Z")  # 3 s before our wall clock
     assert watcher._since(running, now=50.0) == 47.0
     assert watcher._since(task("b", NEW, ts="not a time"), now=50.0) == 50.0
+
+
+# Swarm's answer for a task no node can take (measured on the lab: a host-mode port another stack held).
+PORT_HELD = "no suitable node (host-mode port already in use on 1 node)"
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        PORT_HELD,
+        "no suitable node (scheduling constraints not satisfied on 1 node)",
+        "no suitable node (insufficient resources on 1 node)",
+    ],
+)
+def test_a_task_no_node_can_take_is_named_at_once_and_fails_after_the_grace(err: str) -> None:
+    tasks = [task("a", NEW, state="pending", err=err)]
+    svc = service(NEW, replicas=1)
+    early = assess(CREATED, svc, tasks, running_since={}, now=110.0, pending_since={"a": 100.0})
+    assert (early.phase, early.detail) == ("waiting", f"starting; task pending: {err}")
+    assert early.line() == f"auto_web: 0/1 running, starting; task pending: {err}"
+    late = assess(
+        CREATED, svc, tasks, running_since={}, now=100.0 + UNSCHEDULABLE_GRACE_SECONDS, pending_since={"a": 100.0}
+    )
+    assert (late.phase, late.detail) == ("failed", f"Swarm cannot schedule a task: {err}")
+
+
+def test_a_pending_task_waiting_for_its_image_or_a_slot_is_not_unschedulable() -> None:
+    tasks = [task("a", NEW, state="pending"), task("b", NEW, state="preparing")]
+    result = assess(CREATED, service(NEW), tasks, running_since={}, now=1000.0, pending_since={"a": 0.0, "b": 0.0})
+    assert (result.phase, result.detail) == ("waiting", "starting; task pending")
+
+
+def test_swarm_says_the_state_and_its_message_once() -> None:
+    assert swarm_says(task("a", NEW, state="rejected", err="No such image: auto-lab/web:9")) == (
+        "task rejected: No such image: auto-lab/web:9"
+    )
+    starting = task("b", NEW, state="starting")
+    starting["Status"]["Message"] = "starting"
+    assert swarm_says(starting) == "task starting"

@@ -1,13 +1,9 @@
-"""Production bugs these tests found, each reproduced with the contract's behaviour as the expectation.
+"""Every deploy that reached Swarm is recorded, whatever became of it, and a switch replays what it should.
 
-They are strict xfails: they fail today, and the day the bug is fixed they pass, which fails the run until
-the marker is removed.
-
-deploy._record() sends ``services: [...]`` listing only the services that converged. When none did (a
-``--no-wait`` deploy, or a deploy whose every service failed) that list is empty, and the contract
-(``DeploymentRequest.services``, minItems 1) makes the state service answer 400; _record() only warns.
-So those deploys are never recorded, although the contract says a deployment "is always recorded", and
-a later switch, which replays recorded deploys only, leaves a ``--no-wait`` deploy off the new live colour.
+The contract says a deployment "is always recorded" (``DeploymentRequest.services``, minItems 1): a ``--no-wait``
+deploy is recorded as ``submitted`` with the services Swarm took, a deploy whose services all failed as
+``failed`` with them; a switch replays the succeeded and the submitted deploys, so a ``--no-wait`` deploy is not
+left off the new live colour. (These were strict xfails while ``_record`` sent ``services: []``.)
 """
 
 from __future__ import annotations
@@ -15,15 +11,13 @@ from __future__ import annotations
 import pytest
 
 from deployer import deploy
+from deployer.commands import Command
 from deployer.deploy import DeployOptions, OperationFailed
 from tests.orchestration.engine_api import service, task
 from tests.orchestration.harness import ENV, HOSTS, Rig, appears
-from tests.orchestration.switching import IMAGE_1, release, replays_on_green, run_switch
-
-BUG = "deploy._record sends services: [] when no service converged; the state service refuses it (400)"
+from tests.orchestration.switching import IMAGE_1, release, run_switch
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 def test_a_no_wait_deploy_is_recorded(rig: Rig) -> None:
     rig.runner.on("stack", "deploy", then=appears(rig.blue, "auto_web", IMAGE_1, "starting", sid="s1"))
     path = rig.compose("web.yml", {"web": IMAGE_1})
@@ -37,7 +31,6 @@ def test_a_no_wait_deploy_is_recorded(rig: Rig) -> None:
     assert report.recorded is True
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 def test_a_deploy_whose_only_service_failed_is_recorded(rig: Rig) -> None:
     svc = service("auto_web", IMAGE_1, sid="s1", version=1)
     failed = [task(f"s1-t{i}", svc, "failed", desired="shutdown", err="task: non-zero exit (3)") for i in (1, 2, 3)]
@@ -51,7 +44,6 @@ def test_a_deploy_whose_only_service_failed_is_recorded(rig: Rig) -> None:
     assert err.value.report.recorded is True
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 def test_a_switch_keeps_a_service_deployed_with_no_wait(rig: Rig) -> None:
     release(rig)  # auto_web, recorded
     rig.runner.on(
@@ -59,7 +51,13 @@ def test_a_switch_keeps_a_service_deployed_with_no_wait(rig: Rig) -> None:
     )
     api = rig.compose("api.yml", {"api": IMAGE_1})
     deploy.deploy(ENV, DeployOptions(stack="auto", compose_files=[api], wait=False), rig.material, rig.context())
-    replays_on_green(rig)
+    web_on_green = appears(rig.green, "auto_web", IMAGE_1, "running", sid="g1")
+    api_on_green = appears(rig.green, "auto_api", IMAGE_1, "running", sid="g2")
+
+    def replayed(command: Command) -> None:  # each replayed deploy creates the service its compose file defines
+        (api_on_green if any(str(arg).endswith("api.yml") for arg in command.argv) else web_on_green)(command)
+
+    rig.runner.on("stack", "deploy", host=HOSTS["green"], then=replayed)
 
     run_switch(rig)
 
