@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from deployer.converge import UNSCHEDULABLE_GRACE_SECONDS
 from deployer.lab import certs
 from tests.support import http_get
 
@@ -135,7 +136,26 @@ def test_timeout_exits_3(lab, stack, tmp_path) -> None:
     assert code == 3, err
     assert time.monotonic() - started < 30
     assert summary["result"] == "timed-out"
-    assert f"Error: deploy of {stack} did not converge within 4 s: {stack}_web: starting (0/1 running)" in err
+    # Swarm's own reason is in the message (the grace for an unschedulable task is longer than this timeout).
+    assert (
+        f"Error: deploy of {stack} did not converge within 4 s: {stack}_web: starting; task pending: "
+        "no suitable node (scheduling constraints not satisfied on 1 node) (0/1 running)"
+    ) in err
+
+
+def test_a_task_no_node_can_take_fails_the_deploy_after_the_grace_not_at_the_timeout(lab, stack, tmp_path) -> None:
+    pending = ["deploy:", "  placement: {constraints: [node.labels.auto-lab-never == yes]}"]
+    f = compose(tmp_path, "pending.yml", {"web": ("auto-lab/web:1", pending)})
+    started = time.monotonic()
+    code, summary, err = deploy(lab, stack, f, extra=("--timeout", "120"))
+    took = time.monotonic() - started
+    assert code == 3, err
+    assert UNSCHEDULABLE_GRACE_SECONDS <= took < UNSCHEDULABLE_GRACE_SECONDS + 20, took
+    assert summary["result"] == "failed"
+    assert (
+        f"Error: deploy of {stack} failed: {stack}_web: Swarm cannot schedule a task: "
+        "no suitable node (scheduling constraints not satisfied on 1 node) (0/1 running)"
+    ) in err
 
 
 def test_another_teams_broken_service_does_not_fail_this_deploy(lab, stack, tmp_path) -> None:
