@@ -190,7 +190,10 @@ def test_a_timeout_leaves_the_service_and_says_how_to_roll_back(rig: Rig) -> Non
     with pytest.raises(OperationFailed) as err:
         run(rig, timeout=1.0)
 
-    assert str(err.value) == f"deploy of auto did not converge within 1 s: auto_web: starting; task starting (0/1 running); {LEFT}"
+    assert (
+        str(err.value)
+        == f"deploy of auto did not converge within 1 s: auto_web: starting; task starting (0/1 running); {LEFT}"
+    )
     assert err.value.report.result == "timed-out"
     assert 1.0 <= err.value.report.duration_seconds < 5
     assert len(rig.runner.calls) == 1
