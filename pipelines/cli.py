@@ -25,8 +25,9 @@ from pipelines.render_cli import add_render_parser, run_render
 
 EXIT_CODES_HELP = """exit codes (lint: the worst outcome across its files, in the order 4, 3, 2, 0):
   0  every file is clean (warnings, such as a needs: target that may come from an include:, do not fail);
-     secrets push / deployment record: done (or, with --dry-run, nothing to report as wrong)
+     secrets push / deployment record: done (or, with --dry-run, nothing to report as wrong); release-notes: printed
   2  bad input: a missing, unreadable or unparsable file (invalid YAML, over a budget), a bad command line,
+     a changelog with no usable section (missing, repeated, undated, empty) for the release,
      GITLAB_URL / GITLAB_TOKEN / the project missing, invalid TLS material (then nothing is uploaded)
   3  at least one file has lint errors (offline ones, or GitLab's own with --remote), whatever else was refused
   4  the GitLab API refused or is unreachable: token refused (401), no permission (403), project or resource
@@ -164,6 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", type=int, dest="deployment_id", metavar="N", help="update this deployment's status")
     p.add_argument("--json", action="store_true", help="print the deployment as JSON on stdout")
     p.set_defaults(handler=_deployment_record)
+
+    p = sub.add_parser(
+        "release-notes",
+        help="print a release's section of the changelog: the release job's description",
+        description="Print the notes of release VERSION: its section of the changelog (Keep a Changelog: "
+        '"## [VERSION] - YYYY-MM-DD"), with the link definitions it uses. A version with no section, two, no date '
+        "or nothing under its heading is refused (exit 2), so a release never goes out without its notes.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("version", metavar="VERSION", help="the release as its tag names it, e.g. 1.2.0")
+    p.add_argument("--changelog", default="CHANGELOG.md", metavar="FILE", help="the changelog (default: %(default)s)")
+    p.add_argument("--output", metavar="FILE", help="write the notes to FILE (in one rename) instead of stdout")
+    p.set_defaults(handler=_release_notes)
     return parser
 
 
@@ -329,6 +344,22 @@ def _deployment_record(args: argparse.Namespace) -> int:
         f"status {result.status}{ref}",
         file=sys.stderr,
     )
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- release-notes
+
+
+def _release_notes(args: argparse.Namespace) -> int:
+    from autocore.files import write_atomic
+    from pipelines.changelog import read_changelog, release_notes
+
+    notes = release_notes(read_changelog(args.changelog), args.version)
+    if args.output is None:
+        sys.stdout.write(notes)
+        return EXIT_OK
+    write_atomic(args.output, notes)
+    print(f"{args.output}: the notes of {args.version} from {args.changelog}, {len(notes.splitlines())} lines")
     return EXIT_OK
 
 

@@ -207,3 +207,14 @@ def http_get(url: str, timeout: float = 20) -> tuple[int, str]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def stop_process(process: subprocess.Popen[Any] | None) -> None:
+    """Terminate a server the test started, killing it after 10 s; nothing when it is already gone."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -270,16 +270,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force-base", action="store_true", help="re-import the base image even if current")
     args = parser.parse_args(argv)
     colours = tuple(args.colour or COLOURS)
-    try:
+
+    def build() -> Any:
         if args.project_dir is None:
-            result = ensure_base_image(colours=colours, force=args.force_base)
-        elif args.tag is None:
+            return ensure_base_image(colours=colours, force=args.force_base)
+        if args.tag is None:
             parser.error("TAG is required with PROJECT_DIR")
-        else:
-            if args.force_base:
-                reqs = project_requirements(args.project_dir)
-                ensure_base_image(reqs, colours=colours, force=True)
-            result = build_service_image(args.project_dir, args.tag, colours=colours)
+        if args.force_base:
+            ensure_base_image(project_requirements(args.project_dir), colours=colours, force=True)
+        return build_service_image(args.project_dir, args.tag, colours=colours)
+
+    return report(build)
+
+
+def report(build: Callable[[], Any]) -> int:
+    """A lab build run by a module's ``main``: its result as JSON on stdout, or one ``Error:`` line and its code."""
+    try:
+        result = build()
     except DeployerError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code

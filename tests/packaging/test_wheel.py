@@ -200,7 +200,9 @@ def test_the_sdist_holds_the_sources_and_no_tests_or_caches(dist: Dist) -> None:
     assert required - names == set(), "missing from the sdist"
     unwanted = ("tests/", "benchmarks/", "cookiecutter-auto-service/", ".git/", ".ci/", "docs/")
     assert not [n for n in names if n.startswith(unwanted)]
-    assert not [n for n in names if n in (".gitlab-ci.yml", "Makefile", "tox.ini", ".gitignore")]
+    assert not [
+        n for n in names if n in (".gitlab-ci.yml", "Makefile", "tox.ini", ".gitignore", "Dockerfile", ".dockerignore")
+    ]
     assert not [n for n in names if set(n.split("/")) & CACHES or n.endswith((".pyc", ".pyo"))]
 
 

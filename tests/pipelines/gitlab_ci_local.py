@@ -19,6 +19,7 @@ directory), so ``CI_PROJECT_DIR`` and ``CI_BUILDS_DIR`` are set to the project; 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "4.72.0"
@@ -147,6 +149,50 @@ def command(
     env.update(git_config_env(git_config))
     env.update(runner_env or {})
     return Invocation(argv, env, project)
+
+
+# gitlab-ci-local 4.72 always runs a branch pipeline: CI_COMMIT_BRANCH and CI_COMMIT_REF_NAME are the checked-out
+# branch, CI_COMMIT_TAG is never set. :func:`tag_command` runs the pipeline GitLab starts when a tag is pushed.
+TAG_PIPELINE_UNSET = ("CI_COMMIT_BRANCH",)
+
+
+def tag_variables(tag: str) -> dict[str, str]:
+    """The predefined variables of a pipeline of ``tag`` that differ from a branch pipeline's (CI_COMMIT_BRANCH aside:
+    GitLab leaves it unset, see ``TAG_PIPELINE_UNSET``)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", tag.lower()).strip("-")[:63].rstrip("-")
+    return {"CI_COMMIT_TAG": tag, "CI_COMMIT_REF_NAME": tag, "CI_COMMIT_REF_SLUG": slug}
+
+
+def tag_command(
+    project: Path,
+    jobs: Sequence[str] = (),
+    *,
+    tag: str,
+    gcl: str,
+    variables: Mapping[str, str] | None = None,
+    list_jobs: bool = False,
+    **options: Any,
+) -> Invocation:
+    """:func:`command` for the pipeline of ``tag`` (a tag on the checked-out commit): CI_COMMIT_TAG set, the ref name
+    and slug the tag's, CI_COMMIT_BRANCH unset, so ``rules:`` see what GitLab's would. ``variables`` reach ``--list``
+    too (rules read them there)."""
+    merged = {**tag_variables(tag), **(variables or {})}
+    invocation = command(project, jobs, gcl=gcl, variables=merged, list_jobs=list_jobs, **options)
+    extra = [arg for name in TAG_PIPELINE_UNSET for arg in ("--unset-variable", name)]
+    # Overridden on purpose, as GitLab sets them for a tag: no "avoid overriding predefined variables" warning.
+    extra += ["--ignore-predefined-vars", ",".join(name for name in merged if name.startswith("CI_COMMIT_REF_"))]
+    if list_jobs:  # command() gives --list no variables
+        extra += [arg for name, value in merged.items() for arg in ("--variable", f"{name}={value}")]
+    argv = [*invocation.argv[:2], *extra, *invocation.argv[2:]]
+    return Invocation(argv, invocation.env, invocation.cwd)
+
+
+def tag_repo(directory: Path, tag: str, *, origin: str, message: str | None = None) -> str:
+    """:func:`commit_repo`, then the annotated tag ``tag`` on that commit (a release tag, as a maintainer pushes
+    it); returns the commit."""
+    sha = commit_repo(directory, origin=origin)
+    git(directory, "tag", "-a", tag, "-m", message or f"release {tag}")
+    return sha
 
 
 # gitlab-ci-local 4.72 fetches a pipeline's component includes in parallel into one directory, and two
@@ -275,3 +321,17 @@ def component_project(
     git(git_root, "clone", "-q", "--bare", str(work), str(bare))
     shutil.rmtree(git_root / ".work")
     return git_root
+
+
+def job_results(output: str) -> dict[str, str]:
+    """``{job: PASS|FAIL|WARN}`` from the summary gitlab-ci-local prints last."""
+    return {m["job"]: m["status"] for m in re.finditer(r"^\s*(?P<status>PASS|FAIL|WARN)\s+(?P<job>\S+)", output, re.M)}
+
+
+def assert_passed(result: Result, *jobs: str, lines: int = 80) -> None:
+    """The run ended in time, exit 0, and each of ``jobs`` passed; else the summary and the output's tail."""
+    assert not result.timed_out, result.tail()
+    statuses = job_results(result.output)
+    assert result.returncode == 0 and all(statuses.get(job) == "PASS" for job in jobs), (
+        f"exit {result.returncode}, jobs {statuses}\n{result.tail(lines)}"
+    )

@@ -29,6 +29,7 @@ import bcrypt
 
 from deployer.lab import certs
 from deployer.lab.layout import CLUSTERS, lab_dir
+from tests.support import stop_process
 
 PORT = 5443
 CERTS_D = Path("/etc/docker/certs.d")
@@ -110,13 +111,7 @@ class Registry:
 
     def stop(self) -> None:
         """Stop the registry and take Docker's trust for it away again."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(CERTS_D / self.address, ignore_errors=True)
 
     def get(self, path: str, *, auth: bool = True) -> tuple[int, Any]:

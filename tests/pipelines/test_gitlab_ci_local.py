@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from tests.pipelines import gitlab_ci_local as gcl
+from tests.pipelines.gitlab_ci_local import assert_passed, job_results
 from tests.pipelines.registry import Registry
 from tests.support import LAB_ADDRESSES, Lab, bake_service, http_get, other_colour, unavailable
 
@@ -49,34 +50,6 @@ TOOLKIT_TIMEOUT = 900  # lint + unit + pages, about 1.5 min
 TEST_JOB_TIMEOUT = 900  # tox lint,test,docs,spec, about 1.2 min
 PAGES_TIMEOUT = 600
 DEPLOY_TIMEOUT = 600
-
-
-def job_results(output: str) -> dict[str, str]:
-    """``{job: PASS|FAIL|WARN}`` from the summary gitlab-ci-local prints last."""
-    return {m["job"]: m["status"] for m in re.finditer(r"^\s*(?P<status>PASS|FAIL|WARN)\s+(?P<job>\S+)", output, re.M)}
-
-
-def assert_passed(result: gcl.Result, *jobs: str) -> None:
-    assert not result.timed_out, result.tail()
-    statuses = job_results(result.output)
-    assert result.returncode == 0 and all(statuses.get(job) == "PASS" for job in jobs), (
-        f"exit {result.returncode}, jobs {statuses}\n{result.tail()}"
-    )
-
-
-@pytest.fixture(scope="module")
-def gitlab_ci_local() -> str:
-    for tool in ("git", "rsync", "python3"):
-        if shutil.which(tool) is None:
-            unavailable(f"{tool} is not installed (make system installs it)")
-    found = gcl.executable()
-    if found is None:
-        unavailable("gitlab-ci-local is not installed: run `make gitlab-ci-local`")
-    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=60, check=False)
-    if version.returncode != 0:
-        unavailable(f"{found} --version failed: {(version.stderr or version.stdout).strip()[-300:]}")
-    assert version.stdout.strip() == gcl.VERSION, f"{found} is {version.stdout.strip()}, not {gcl.VERSION}"
-    return found
 
 
 @pytest.fixture(scope="module")
