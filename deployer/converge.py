@@ -19,7 +19,7 @@ Rules, per service this deploy defines:
   any node has): Swarm says so from the first second, so the deploy fails then, not at the deadline;
   the deadline passing is a failure too.
 - Every progress line of a service not yet running names the state of its newest waiting task and
-  Swarm's message for it.
+  Swarm's message for it, and each node Swarm reports down that holds one of its tasks, by hostname.
 """
 
 from __future__ import annotations
@@ -145,6 +145,16 @@ def unschedulable(task: Mapping[str, Any]) -> bool:
     return status.get("State") == "pending" and str(status.get("Err") or "").startswith(UNSCHEDULABLE)
 
 
+def down_nodes(nodes: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """``{node ID: its hostname}`` of the nodes Swarm reports ``down`` (or ``disconnected``)."""
+    found = {}
+    for node in nodes:
+        state = (node.get("Status") or {}).get("State")
+        if state in ("down", "disconnected") and node.get("ID"):
+            found[node["ID"]] = (node.get("Description") or {}).get("Hostname") or node["ID"][:12]
+    return found
+
+
 def _image(template: Mapping[str, Any]) -> str | None:
     image = (template.get("ContainerSpec") or {}).get("Image")
     return image.split("@", 1)[0] if image else None
@@ -158,9 +168,10 @@ def assess(
     running_since: Mapping[str, float],
     now: float,
     pending_since: Mapping[str, float] | None = None,
+    down: Mapping[str, str] | None = None,
 ) -> ServiceState:
     """Judge one service from its inspect answer and its tasks (see the module's rules); ``pending_since``: when
-    each task was first seen pending with no suitable node."""
+    each task was first seen pending with no suitable node; ``down``: the nodes Swarm reports down, by ID."""
     if service is None:
         return ServiceState(before.name, "failed", 0, 0, "service is missing after the deploy")
     spec = service.get("Spec") or {}
@@ -215,6 +226,9 @@ def assess(
             detail += f", {len(failures)} task(s) failed"
         if waiting:  # Swarm's own word on the newest task that is not running yet
             detail += f"; {swarm_says(max(waiting, key=lambda t: _status(t).get('Timestamp', '')))}"
+        lost = sorted({(down or {})[t.get("NodeID")] for t in tasks if t.get("NodeID") in (down or {})})
+        if lost:  # a node that died holding this service's tasks, by name
+            detail += f"; node {', '.join(lost)} is down"
         return state("waiting", len(running), detail)
     if stale:
         return state("waiting", len(running), f"{len(stale)} old task(s) still running")
@@ -302,6 +316,13 @@ class Watcher:
             return []
         return list(self.api.tasks(filters={"service": service["ID"]}))
 
+    def down_nodes(self) -> dict[str, str]:
+        """The cluster's nodes that Swarm reports down; none when the engine will not say (not a manager)."""
+        try:
+            return down_nodes(self.api.nodes())
+        except docker.errors.APIError:
+            return {}
+
     def snapshot(self, names: Iterable[str]) -> dict[str, Before]:
         """Record each service as it is before the deploy."""
         result = {}
@@ -324,6 +345,7 @@ class Watcher:
         """One look at every service."""
         now = self.clock()
         states = []
+        down = self.down_nodes()
         for name, before in befores.items():
             service = self.inspect(name)
             tasks = self.tasks(service)
@@ -343,6 +365,7 @@ class Watcher:
                         running_since=self._running_since,
                         now=now,
                         pending_since=self._pending_since,
+                        down=down,
                     )
                 )
         return states

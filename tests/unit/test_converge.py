@@ -10,6 +10,7 @@ from deployer.converge import (
     assess,
     assess_rollback,
     desired_replicas,
+    down_nodes,
     swarm_says,
 )
 
@@ -230,3 +231,19 @@ def test_swarm_says_the_state_and_its_message_once() -> None:
     starting = task("b", NEW, state="starting")
     starting["Status"]["Message"] = "starting"
     assert swarm_says(starting) == "task starting"
+
+
+def test_a_node_that_died_holding_a_task_is_named() -> None:
+    nodes = [
+        {"ID": "n1", "Description": {"Hostname": "blue-manager"}, "Status": {"State": "ready"}},
+        {"ID": "n2", "Description": {"Hostname": "blue-worker-1"}, "Status": {"State": "down"}},
+        {"ID": "n3", "Status": {"State": "disconnected"}},
+    ]
+    down = down_nodes(nodes)
+    assert down == {"n2": "blue-worker-1", "n3": "n3"}
+    lost = task("b", NEW, state="running")
+    lost["NodeID"] = "n2"
+    tasks = [task("a", NEW, state="running"), lost, task("c", NEW, state="pending")]
+    result = assess(CREATED, service(NEW, replicas=3), tasks, running_since={}, now=100.0, down=down)
+    assert result.phase == "waiting"
+    assert result.detail.endswith("; node blue-worker-1 is down")
