@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from deployer.lab import lab
+from deployer.lab import demo, lab
 
 STACK_FILE = Path(lab.__file__).with_name("demo-stack.yml")
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -64,13 +63,14 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     lab.up()
-    env = {**os.environ, **lab.env_values()}
+    env = demo.demo_env()
     url = env["AUTO_LAB_FRONT_URL"] + "/"
-    common = ["--env", "lab", "--stack", "demo", "--resolve-image", "never"]
+    common = ["--env", "lab", "--stack", "demo", "--resolve-image", "never", *demo.registry_args(env)]
     with tempfile.TemporaryDirectory() as directory:
-        v2 = Path(directory, "v2.yml")
-        v2.write_text(STACK_FILE.read_text().replace("auto-lab/web:1", "auto-lab/web:2"))
-        cli(env, "deploy", *common, "-c", str(STACK_FILE), "--colour", "live")
+        v1, v2 = Path(directory, "v1.yml"), Path(directory, "v2.yml")
+        v1.write_text(demo.stack_text(STACK_FILE.read_text(), "1", env))
+        v2.write_text(demo.stack_text(STACK_FILE.read_text(), "2", env))
+        cli(env, "deploy", *common, "-c", str(v1), "--colour", "live")
         steady = parse_wrk(wrk(url, args.steady, args.connections))
         cli(env, "deploy", *common, "-c", str(v2), "--colour", "idle")
     result: dict[str, str] = {}

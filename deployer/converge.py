@@ -195,6 +195,9 @@ def assess(
         message = fresh_update.get("Message", "") if fresh_update else ""
         return state("failed", 0, f"update paused: {message}".rstrip(": "))
 
+    lost = sorted({(down or {})[t.get("NodeID")] for t in tasks if t.get("NodeID") in (down or {})})
+    # A node that died holding this service's tasks, by name, in every line and in the final message.
+    on_down_nodes = f"; node {', '.join(lost)} is down" if lost else ""
     current = [t for t in tasks if _same_template(t, template)]
     running = [t for t in current if _status(t).get("State") == "running" and t.get("DesiredState") == "running"]
     failures = [
@@ -205,7 +208,8 @@ def assess(
     if len(failures) >= MAX_FAILURES and update_state != "updating":
         last = max(failures, key=lambda t: _status(t).get("Timestamp", ""))
         reason = _status(last).get("Err") or _status(last).get("Message") or _status(last).get("State")
-        return state("failed", len(running), f"tasks keep failing ({len(failures)} failed; last: {reason})")
+        message = f"tasks keep failing ({len(failures)} failed; last: {reason}){on_down_nodes}"
+        return state("failed", len(running), message)
     stale = [
         t
         for t in tasks
@@ -220,16 +224,13 @@ def assess(
             first = min(stuck, key=lambda t: (pending_since or {}).get(t.get("ID", ""), now))
             if now - (pending_since or {}).get(first.get("ID", ""), now) >= UNSCHEDULABLE_GRACE_SECONDS:
                 why = _status(first).get("Err")
-                return state("failed", len(running), f"Swarm cannot schedule a task: {why}")
+                return state("failed", len(running), f"Swarm cannot schedule a task: {why}{on_down_nodes}")
         detail = f"update {update_state}" if update_state else ("starting" if before.created else "updating")
         if failures:
             detail += f", {len(failures)} task(s) failed"
         if waiting:  # Swarm's own word on the newest task that is not running yet
             detail += f"; {swarm_says(max(waiting, key=lambda t: _status(t).get('Timestamp', '')))}"
-        lost = sorted({(down or {})[t.get("NodeID")] for t in tasks if t.get("NodeID") in (down or {})})
-        if lost:  # a node that died holding this service's tasks, by name
-            detail += f"; node {', '.join(lost)} is down"
-        return state("waiting", len(running), detail)
+        return state("waiting", len(running), detail + on_down_nodes)
     if stale:
         return state("waiting", len(running), f"{len(stale)} old task(s) still running")
     if fresh_update and update_state != "completed":

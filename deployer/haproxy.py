@@ -7,6 +7,10 @@ command gets its own connection (non-interactive mode). Server state: ``ready`` 
 ``show servers state`` (a DOWN server looks the same in ``show stat`` whether in drain or ready).
 Admin state survives a reload when :meth:`Runtime.save_state` wrote the server-state file just
 before :meth:`Runtime.reload`.
+
+A colour is one server named for it, or one server per node named ``COLOUR-…`` (``blue-manager``,
+``blue-worker-1``…: a host-mode port answers only on the nodes that run a task, and each node's check tells
+HAProxy which): :func:`colour_servers` finds them, and the ``*_colour_*`` methods act on them all.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,7 @@ __all__ = [
     "HAProxyError",
     "Runtime",
     "ServerStat",
+    "colour_servers",
     "parse_servers_state",
     "parse_stat",
     "render_config",
@@ -137,6 +142,11 @@ def parse_servers_state(text: str, backend: str) -> dict[str, int]:
         if row.get("be_name") == backend and "srv_name" in row:
             states[row["srv_name"]] = _int(row.get("srv_admin_state"))
     return states
+
+
+def colour_servers(names: Iterable[str], colour: str) -> list[str]:
+    """The servers of ``colour`` among ``names``: the one named for it, and every ``COLOUR-…`` one (a node each)."""
+    return sorted(name for name in names if name == colour or name.startswith(f"{colour}-"))
 
 
 def _int(value: str | None) -> int:
@@ -254,6 +264,60 @@ class Runtime:
                 return self._clock() - started
             if self._clock() - started >= timeout:
                 raise HAProxyError(f"{backend}/{server} still has {stat.scur} session(s) after {timeout:g} s")
+            self._sleep(interval)
+
+    def colour_servers(self, backend: str, colour: str) -> list[str]:
+        """The servers of ``colour`` in ``backend`` (see :func:`colour_servers`); HAProxyError when it has none."""
+        servers = self.servers(backend)
+        names = colour_servers(servers, colour)
+        if not names:
+            raise HAProxyError(
+                f"HAProxy backend {backend} has no server for {colour} (has {', '.join(sorted(servers))})"
+            )
+        return names
+
+    def set_colour_state(self, backend: str, colour: str, state: str) -> list[str]:
+        """Put every server of ``colour`` in ready, drain or maint; returns their names."""
+        names = self.colour_servers(backend, colour)
+        for name in names:
+            self.set_state(backend, name, state)
+        return names
+
+    def wait_colour_up(self, backend: str, colour: str, timeout: float, interval: float = 0.1) -> float:
+        """Wait until a server of ``colour`` passes its check, in drain or ready (HAProxy sends traffic only to
+        those that pass: nodes without a task fail theirs); seconds waited."""
+        if self.colour_servers(backend, colour) == [colour]:  # one server for the colour: as :meth:`wait_up`
+            return self.wait_up(backend, colour, timeout, interval)
+        started = self._clock()
+        while True:
+            servers = self.servers(backend)
+            names = colour_servers(servers, colour)
+            if any(servers[n].healthy and servers[n].admin != "maint" for n in names):
+                return self._clock() - started
+            if not names or self._clock() - started >= timeout:
+                seen = "; ".join(
+                    f"{n}: status {servers[n].status}, check {servers[n].check_status or 'none'}"
+                    + (" (maint: no checks run)" if servers[n].admin == "maint" else "")
+                    for n in names
+                )
+                raise HAProxyError(
+                    f"{backend}/{colour}: no server is healthy after {timeout:g} s ({seen or 'it has no server'})"
+                )
+            self._sleep(interval)
+
+    def wait_colour_drained(self, backend: str, colour: str, timeout: float, interval: float = 0.05) -> float:
+        """Wait until no server of ``colour`` has a current session; seconds waited."""
+        if self.colour_servers(backend, colour) == [colour]:  # one server for the colour: as :meth:`wait_drained`
+            return self.wait_drained(backend, colour, timeout, interval)
+        started = self._clock()
+        while True:
+            servers = self.servers(backend)
+            busy = {n: servers[n].scur for n in colour_servers(servers, colour) if servers[n].scur}
+            if not busy:
+                return self._clock() - started
+            if self._clock() - started >= timeout:
+                left = ", ".join(f"{n} {count}" for n, count in sorted(busy.items()))
+                raise HAProxyError(f"{backend}/{colour} still has session(s) after {timeout:g} s: {left}")
             self._sleep(interval)
 
     def worker_pid(self) -> int:

@@ -308,11 +308,11 @@ def _wait_idle_healthy(
                 summary = "; ".join(f"{s.name}: {s.detail}" for s in bad)
                 raise NotConvergedError(f"the idle colour {idle.colour} did not converge: {summary}; traffic not moved")
     if anything_deployed:
-        haproxy.set_state(options.backend, idle.colour, "drain")  # checks run, no traffic yet
+        haproxy.set_colour_state(options.backend, idle.colour, "drain")  # checks run, no traffic yet
         try:
-            timings["health_seconds"] = haproxy.wait_up(options.backend, idle.colour, options.timeout)
+            timings["health_seconds"] = haproxy.wait_colour_up(options.backend, idle.colour, options.timeout)
         except DeployerError as exc:
-            haproxy.set_state(options.backend, idle.colour, "maint")
+            haproxy.set_colour_state(options.backend, idle.colour, "maint")
             raise NotConvergedError(
                 f"the idle colour {idle.colour} fails HAProxy's health check ({exc}); traffic not moved"
             ) from None
@@ -331,18 +331,18 @@ def _route(
 ) -> None:
     """Traffic to ``to``: ready it, drain ``away``, wait until it has no sessions, then maint it."""
     started = time.monotonic()
-    haproxy.set_state(backend, to, "ready")
-    haproxy.set_state(backend, away, "drain")
+    haproxy.set_colour_state(backend, to, "ready")
+    haproxy.set_colour_state(backend, away, "drain")
     ctx.say(f"HAProxy: {to} ready, {away} draining")
-    timings["drain_seconds"] = haproxy.wait_drained(backend, away, options.drain_timeout)
-    haproxy.set_state(backend, away, "maint")
+    timings["drain_seconds"] = haproxy.wait_colour_drained(backend, away, options.drain_timeout)
+    haproxy.set_colour_state(backend, away, "maint")
     timings["traffic_seconds"] = time.monotonic() - started
     ctx.say(f"HAProxy: {away} in maintenance after {timings['drain_seconds']:.2f} s of draining")
 
 
 def _restore(haproxy: Runtime, backend: str, *, old: str, new: str, ctx: deploy.Context) -> None:
     try:
-        haproxy.set_state(backend, old, "ready")
-        haproxy.set_state(backend, new, "maint")
+        haproxy.set_colour_state(backend, old, "ready")
+        haproxy.set_colour_state(backend, new, "maint")
     except DeployerError as exc:  # say it; the original failure is what the user must see
         ctx.say(f"warning: could not put traffic back on {old}: {exc}")

@@ -160,12 +160,17 @@ def front_deploy_args(path: Path, colour: str, *extra: str) -> list[str]:
             "--colour", colour, *extra]  # fmt: skip
 
 
-def start_lab() -> Lab:
-    """Bring the lab up (idempotent) and hand out its environment, or :func:`unavailable`."""
+def start_lab(workers: int = 0) -> Lab:
+    """Bring the lab up (idempotent) and hand out its environment, or :func:`unavailable`.
+
+    The suite's lab is the single-node one (``workers`` 0: the fastest to bring up, and its managers hold the
+    lab's images, which the tests deploy with ``--resolve-image never``); a lab left with workers is brought
+    back to it. tests/e2e/test_multinode_lab.py grows it to two workers per colour and shrinks it again.
+    """
     if os.geteuid() != 0:
         unavailable("lab not available: the lab needs root")
     try:
-        info = lab_module.up()
+        info = lab_module.up(workers=workers)
         exports = parse_exports(lab_module.env_lines())
     except Exception as exc:  # noqa: BLE001 - any failure to start is reported, not hidden
         unavailable(f"lab not available: {type(exc).__name__}: {exc}")
@@ -178,7 +183,7 @@ def start_lab() -> Lab:
         proc = lab.cli("switch", "--env", "lab", "--to", LIVE_COLOUR, "--lock-wait", "60")
         if proc.returncode != 0:
             unavailable(f"lab not available: cannot make {LIVE_COLOUR} live again: {proc.stderr.strip()}")
-        lab.info = lab_module.up()  # HAProxy's configuration follows the live colour: written for blue again
+        lab.info = lab_module.up(workers=workers)  # HAProxy's configuration follows the live colour: written for blue
     return lab
 
 

@@ -1,7 +1,8 @@
 """The lab's commands as data: pure functions that build the argv of every command the lab runs.
 
-Network namespaces and veths, the namespaced ``dockerd`` (with the cgroup remount it needs inside
-``ip netns exec``) and the state service. Nothing here runs anything; unit tests compare exact argv.
+Network namespaces, veths and the colours' bridges, the namespaced ``dockerd`` (with the cgroup remount it
+needs inside ``ip netns exec`` and its own hostname), the state service and the registry. Nothing here runs
+anything; unit tests compare exact argv.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
-from deployer.lab.layout import DOCKER_PORT, STATE_HOST, Cluster, ColourPaths, LabPaths
+from deployer.lab.layout import DOCKER_PORT, STATE_HOST, Cluster, ColourPaths, LabPaths, Node, as_node
 
 # Where dockerd's "Devices cgroup isn't mounted" comes from: `ip netns exec` remounts /sys, so the
 # cgroup hierarchies must be mounted again inside. Used when /proc/mounts shows none on the host.
@@ -25,14 +27,14 @@ _GENERIC_MOUNT_OPTIONS = frozenset(
 )
 
 
-def netns_add_argv(cluster: Cluster) -> list[str]:
-    """Create the colour's network namespace."""
-    return ["ip", "netns", "add", cluster.netns]
+def netns_add_argv(node: Cluster | Node) -> list[str]:
+    """Create the node's network namespace (a cluster stands for its manager)."""
+    return ["ip", "netns", "add", as_node(node).netns]
 
 
-def netns_delete_argv(cluster: Cluster) -> list[str]:
-    """Delete the colour's network namespace."""
-    return ["ip", "netns", "delete", cluster.netns]
+def netns_delete_argv(node: Cluster | Node) -> list[str]:
+    """Delete the node's network namespace."""
+    return ["ip", "netns", "delete", as_node(node).netns]
 
 
 def netns_list_argv() -> list[str]:
@@ -40,29 +42,54 @@ def netns_list_argv() -> list[str]:
     return ["ip", "netns", "list"]
 
 
-def veth_add_argv(cluster: Cluster) -> list[str]:
-    """Create the veth pair with one end already inside the namespace."""
+def veth_add_argv(node: Cluster | Node) -> list[str]:
+    """Create the node's veth pair with one end already inside its namespace."""
+    node = as_node(node)
     return [
-        "ip", "link", "add", cluster.host_if, "type", "veth",
-        "peer", "name", cluster.ns_if, "netns", cluster.netns,
+        "ip", "link", "add", node.host_if, "type", "veth",
+        "peer", "name", node.ns_if, "netns", node.netns,
     ]  # fmt: skip
 
 
-def veth_delete_argv(cluster: Cluster) -> list[str]:
-    """Delete the veth pair (by its host end; the peer goes with it)."""
-    return ["ip", "link", "delete", cluster.host_if]
+def veth_delete_argv(node: Cluster | Node) -> list[str]:
+    """Delete the node's veth pair (by its host end; the peer goes with it)."""
+    return ["ip", "link", "delete", as_node(node).host_if]
 
 
-def network_config_argvs(cluster: Cluster) -> list[list[str]]:
-    """Addresses, links and the default route; every command is idempotent (``replace``/``set``)."""
-    ns = ["ip", "-n", cluster.netns]
+def bridge_add_argv(cluster: Cluster) -> list[str]:
+    """Create the colour's bridge on the host."""
+    return ["ip", "link", "add", cluster.bridge, "type", "bridge"]
+
+
+def bridge_delete_argv(cluster: Cluster) -> list[str]:
+    """Delete the colour's bridge."""
+    return ["ip", "link", "delete", cluster.bridge]
+
+
+def bridge_config_argvs(cluster: Cluster) -> list[list[str]]:
+    """The bridge's address (the nodes' gateway, the host as they see it) and link; idempotent."""
     return [
-        ["ip", "addr", "replace", f"{cluster.host_address}/{cluster.prefix}", "dev", cluster.host_if],
-        ["ip", "link", "set", cluster.host_if, "up"],
+        ["ip", "addr", "replace", f"{cluster.host_address}/{cluster.prefix}", "dev", cluster.bridge],
+        ["ip", "link", "set", cluster.bridge, "up"],
+    ]
+
+
+def network_config_argvs(node: Cluster | Node, bridge: str) -> list[list[str]]:
+    """The node's veth as a port of ``bridge``, its address and default route; every command is idempotent.
+
+    The host end carries no address (the bridge has it): ``flush`` takes away the one a lab made before
+    bridges gave it, so a running lab changes over in place.
+    """
+    node = as_node(node)
+    ns = ["ip", "-n", node.netns]
+    return [
+        ["ip", "addr", "flush", "dev", node.host_if],
+        ["ip", "link", "set", node.host_if, "master", bridge],
+        ["ip", "link", "set", node.host_if, "up"],
         [*ns, "link", "set", "lo", "up"],
-        [*ns, "addr", "replace", f"{cluster.address}/{cluster.prefix}", "dev", cluster.ns_if],
-        [*ns, "link", "set", cluster.ns_if, "up"],
-        [*ns, "route", "replace", "default", "via", cluster.host_address],
+        [*ns, "addr", "replace", f"{node.address}/{node.prefix}", "dev", node.ns_if],
+        [*ns, "link", "set", node.ns_if, "up"],
+        [*ns, "route", "replace", "default", "via", node.host_address],
     ]
 
 
@@ -97,10 +124,16 @@ def parse_cgroup_mounts(proc_mounts: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def cgroup_remount_script(mounts: Iterable[tuple[str, str, str]]) -> str:
-    """Shell script run inside ``ip netns exec``: remount the cgroup hierarchies, then exec "$@"."""
+def cgroup_remount_script(mounts: Iterable[tuple[str, str, str]], hostname: str | None = None) -> str:
+    """Shell script run inside ``ip netns exec``: remount the cgroup hierarchies, then exec "$@".
+
+    With ``hostname`` (the script then runs in a UTS namespace of its own), set it first: Swarm names
+    each node by its daemon's hostname.
+    """
     mounts = list(mounts) or list(FALLBACK_CGROUP_MOUNTS)
     lines = ["set -e"]
+    if hostname is not None:
+        lines.append(f"echo {shlex.quote(hostname)} > /proc/sys/kernel/hostname")
     if any(mp == "/sys/fs/cgroup" for _, mp, _ in mounts):
         lines.append("mount -t cgroup2 cgroup2 /sys/fs/cgroup")  # pure cgroup v2 host
     else:
@@ -116,35 +149,48 @@ def cgroup_remount_script(mounts: Iterable[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def dockerd_argv(cluster: Cluster, paths: ColourPaths, *, dockerd: str = "dockerd") -> list[str]:
-    """The ``dockerd`` command line of one colour (to run inside its namespace)."""
+def dockerd_argv(node: Cluster | Node, paths: ColourPaths, *, dockerd: str = "dockerd") -> list[str]:
+    """The ``dockerd`` command line of one node (to run inside its namespace).
+
+    A manager also listens on TCP with ``--tlsverify`` (the deployer's way in); a worker only on its unix
+    socket, which the lab uses to join it to the swarm.
+    """
+    node = as_node(node)
+    tcp = [
+        "-H", f"tcp://{node.address}:{DOCKER_PORT}",
+        "--tlsverify",
+        "--tlscacert", str(paths.tls / "ca.pem"),
+        "--tlscert", str(paths.tls / "cert.pem"),
+        "--tlskey", str(paths.tls / "key.pem"),
+    ]  # fmt: skip
     return [
         dockerd,
         "--data-root", str(paths.data),
         "--exec-root", str(paths.exec_root),
         "--pidfile", str(paths.pidfile),
         "-H", f"unix://{paths.socket}",
-        "-H", f"tcp://{cluster.address}:{DOCKER_PORT}",
-        "--tlsverify",
-        "--tlscacert", str(paths.tls / "ca.pem"),
-        "--tlscert", str(paths.tls / "cert.pem"),
-        "--tlskey", str(paths.tls / "key.pem"),
+        *(tcp if node.role == "manager" else []),
         # Own cgroup parent and containerd namespace: down() finds the containers by cgroup, and
-        # the two daemons never see each other's containers.
-        "--cgroup-parent", f"/{cluster.netns}",
-        "--containerd-namespace", cluster.netns,
-        "--containerd-plugins-namespace", f"{cluster.netns}-plugins",
+        # the daemons never see each other's containers.
+        "--cgroup-parent", f"/{node.netns}",
+        "--containerd-namespace", node.netns,
+        "--containerd-plugins-namespace", f"{node.netns}-plugins",
         "--shutdown-timeout", "5",
     ]  # fmt: skip
 
 
 def netns_dockerd_argv(
-    cluster: Cluster, paths: ColourPaths, cgroup_mounts: Iterable[tuple[str, str, str]], *, dockerd: str
+    node: Cluster | Node, paths: ColourPaths, cgroup_mounts: Iterable[tuple[str, str, str]], *, dockerd: str
 ) -> list[str]:
-    """``ip netns exec NS sh -c <remount cgroups> … dockerd …``: the full daemon command."""
-    script = cgroup_remount_script(cgroup_mounts)
-    return ["ip", "netns", "exec", cluster.netns, "sh", "-c", script, "auto-lab-dockerd",
-            *dockerd_argv(cluster, paths, dockerd=dockerd)]  # fmt: skip
+    """``ip netns exec NS unshare --uts sh -c <hostname, remount cgroups> … dockerd …``: the full daemon command.
+
+    Each node has its own UTS namespace, so Swarm sees distinct hostnames (``blue-manager``, ``blue-worker-1``…)
+    instead of the machine's name on every node.
+    """
+    node = as_node(node)
+    script = cgroup_remount_script(cgroup_mounts, hostname=node.hostname)
+    return ["ip", "netns", "exec", node.netns, "unshare", "--uts", "sh", "-c", script, "auto-lab-dockerd",
+            *dockerd_argv(node, paths, dockerd=dockerd)]  # fmt: skip
 
 
 def state_server_argv(paths: LabPaths, port: int, *, python: str = sys.executable) -> list[str]:
@@ -157,3 +203,8 @@ def state_server_argv(paths: LabPaths, port: int, *, python: str = sys.executabl
         "--tls-key", str(paths.state_tls / "key.pem"),
         "--token-file", str(paths.token),
     ]  # fmt: skip
+
+
+def registry_argv(binary: str, config: Path) -> list[str]:
+    """Debian's ``docker-registry`` (Distribution) serving with ``config``."""
+    return [binary, "serve", str(config)]

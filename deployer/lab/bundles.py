@@ -1,7 +1,8 @@
 """The lab's TLS material: which certificate bundles it needs, and (re)issuing the missing or stale ones.
 
-One CA under ``certs/``; a client bundle for the deployer, a server bundle for the state service and
-one per colour's ``dockerd`` (its manager address in subjectAltName). The certificate mechanics are
+One CA under ``certs/``; a client bundle for the deployer, a server bundle for the state service, one per
+colour's manager ``dockerd`` (its address in subjectAltName; workers listen on no TCP port) and one for the
+registry (the blue bridge's address). The certificate mechanics are
 in :mod:`deployer.lab.certs`.
 """
 
@@ -25,6 +26,8 @@ def wanted_bundles(paths: LabPaths) -> dict[str, tuple[Path, dict[str, Any]]]:
             paths.colour(cluster.colour).tls,
             {"server": True, "ips": [cluster.address], "dns": [f"{cluster.colour}.auto-lab"]},
         )
+    registry_host = CLUSTERS["blue"].host_address  # deployer.lab.registry listens there
+    wanted["registry"] = (paths.registry / "tls", {"server": True, "ips": [registry_host]})
     return wanted
 
 

@@ -1,6 +1,8 @@
 """``make demo``: v1 on the live colour, v2 on the idle one, a switch under load, and the figures.
 
-Runs the real ``auto-deploy`` commands against the lab (``make demo`` has brought it up).
+Runs the real ``auto-deploy`` commands against the lab (``make demo`` has brought it up). With workers, the
+stack names the lab registry's copy of each image and is deployed with ``--with-registry-auth`` and the
+registry's login (``AUTO_LAB_DOCKER_CONFIG``): the workers pull it from there.
 """
 
 from __future__ import annotations
@@ -12,18 +14,41 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from importlib.resources import as_file, files
 from pathlib import Path
 
 from deployer.lab import lab
+from deployer.lab.layout import LabPaths, lab_dir
 from deployer.lab.load import Load
 
 STACK = "demo"
 STACK_FILE = files("deployer.lab") / "demo-stack.yml"  # package data: found in a wheel as in the source tree
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, **lab.env_values()}
+def demo_env() -> dict[str, str]:
+    """The environment of the demo's commands: the lab's variables; with workers, the registry's login too."""
+    values = lab.env_values()
+    env = {**os.environ, **values}
+    if "AUTO_LAB_DOCKER_CONFIG" in values:  # the login --with-registry-auth hands the nodes
+        env["DOCKER_CONFIG"] = values["AUTO_LAB_DOCKER_CONFIG"]
+    return env
+
+
+def stack_text(text: str, version: str, env: Mapping[str, str], nodes: int | None = None) -> str:
+    """The demo stack for ``auto-lab/web:VERSION``: from the lab registry when the lab has one, one replica per
+    node of a colour (``nodes``; the lab's own count when None)."""
+    image = f"auto-lab/web:{version}"
+    if registry := env.get("AUTO_LAB_REGISTRY"):
+        image = f"{registry}/{image}"
+    if nodes is None:
+        nodes = 1 + (LabPaths(lab_dir(env)).recorded_workers() or 0)
+    return text.replace("auto-lab/web:1", image).replace("replicas: 1\n", f"replicas: {nodes}\n", 1)
+
+
+def registry_args(env: Mapping[str, str]) -> list[str]:
+    """``--with-registry-auth`` when the lab has a registry (its workers pull from it)."""
+    return ["--with-registry-auth"] if env.get("AUTO_LAB_REGISTRY") else []
 
 
 def _cli(env: dict[str, str], *args: str, capture: bool = False) -> subprocess.CompletedProcess:
@@ -39,16 +64,18 @@ def _cli(env: dict[str, str], *args: str, capture: bool = False) -> subprocess.C
 
 def main() -> int:
     """Run the demo; exit non-zero when a step fails or a request failed."""
-    env = _env()
+    env = demo_env()
     _cli(env, "resolve", "--env", "lab")
     with as_file(STACK_FILE) as stack_file, tempfile.TemporaryDirectory(prefix="auto-demo-") as directory:
-        v2 = Path(directory, "demo-stack-v2.yml")
-        v2.write_text(stack_file.read_text().replace("auto-lab/web:1", "auto-lab/web:2"))
-        common = ["--env", "lab", "--stack", STACK, "--resolve-image", "never", "--timeout", "120"]
+        files = {}
+        for version in ("1", "2"):
+            files[version] = Path(directory, f"demo-stack-v{version}.yml")
+            files[version].write_text(stack_text(stack_file.read_text(), version, env))
+        common = ["--env", "lab", "--stack", STACK, "--resolve-image", "never", "--timeout", "120", *registry_args(env)]
         print("== v1 to the live colour", flush=True)
-        _cli(env, "deploy", *common, "-c", str(stack_file), "--colour", "live", "--rollback-on-failure")
+        _cli(env, "deploy", *common, "-c", str(files["1"]), "--colour", "live", "--rollback-on-failure")
         print("== v2 to the idle colour", flush=True)
-        _cli(env, "deploy", *common, "-c", str(v2), "--colour", "idle", "--rollback-on-failure")
+        _cli(env, "deploy", *common, "-c", str(files["2"]), "--colour", "idle", "--rollback-on-failure")
     url = env["AUTO_LAB_FRONT_URL"] + "/"
     print(f"== switch while a load runs against HAProxy ({url})", flush=True)
     with Load(url, connections=4, max_seconds=120) as load:

@@ -1,6 +1,7 @@
-"""The lab's HAProxy: on loopback in front of both colours' published app port (18080).
+"""The lab's HAProxy: on loopback in front of the published app port (18080) of every node of both colours.
 
-Configuration from templates/haproxy.cfg.j2; the live colour's server enabled, the idle one in
+Configuration from templates/haproxy.cfg.j2, one server per node (a host-mode port answers on the node that
+runs the task; HAProxy's checks find which); the live colour's servers enabled, the idle one's in
 maintenance. A changed configuration is reloaded (SIGUSR2 to the master) after the admin state
 was saved to the server-state file, so a switch's state survives ``lab up``. Its commands (a config
 check, the daemonizing start) go through :mod:`deployer.lab.runner`.
@@ -12,6 +13,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +52,26 @@ class FrontPaths:
         self.log = self.root / "haproxy.log"
 
 
-def config_context(paths: FrontPaths, addresses: dict[str, str], live: str, port: int) -> dict[str, Any]:
-    """What the template needs: both colours as servers, the live one enabled."""
+Servers = Mapping[str, "str | Sequence[tuple[str, str]]"]
+
+
+def colour_nodes(servers: Servers) -> dict[str, list[tuple[str, str]]]:
+    """``{colour: [(server name, address), ...]}``; a colour given as one address is one server named for it."""
+    return {colour: [(colour, nodes)] if isinstance(nodes, str) else list(nodes) for colour, nodes in servers.items()}
+
+
+def config_context(paths: FrontPaths, servers: Servers, live: str, port: int) -> dict[str, Any]:
+    """What the template needs: every colour's servers (an address, or ``(name, address)`` per node), the live
+    colour's enabled."""
     return {
         "frontend_bind": f"127.0.0.1:{port}",
         "backend": BACKEND,
         "admin_socket": str(paths.socket),
         "state_file": str(paths.state),
         "servers": [
-            {"name": colour, "address": address, "port": APP_PORT, "enabled": colour == live}
-            for colour, address in addresses.items()
+            {"name": name, "address": address, "port": APP_PORT, "enabled": colour == live}
+            for colour, nodes in colour_nodes(servers).items()
+            for name, address in nodes
         ],
     }
 
@@ -108,12 +120,12 @@ def _wait_answering(paths: FrontPaths, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def ensure(lab_root: Path, addresses: dict[str, str], live: str, port: int) -> str | None:
+def ensure(lab_root: Path, servers: Servers, live: str, port: int) -> str | None:
     """Start HAProxy, or reload it when its configuration changed; returns what was done, if anything."""
     haproxy = find_haproxy()
     paths = FrontPaths(lab_root)
     paths.root.mkdir(parents=True, exist_ok=True)
-    text = render_config(config_context(paths, addresses, live, port))
+    text = render_config(config_context(paths, servers, live, port))
     pid = _pid(paths)
     if pid and paths.config.exists() and paths.config.read_text() == text and _answering(paths):
         return None

@@ -1,7 +1,10 @@
-"""The lab's network: one namespace per colour, a veth pair to the host, and the namespace's resolver.
+"""The lab's network: a bridge per colour on the host, and per node a namespace, a veth pair and a resolver.
 
-:func:`ensure_network` creates what is missing and re-applies the addresses (idempotently);
-:func:`remove_network` deletes it all again. The commands come from :mod:`deployer.lab.argv`.
+Every node of a colour (its manager and workers) has its own network namespace whose veth is a port of the
+colour's bridge: the nodes reach one another on that segment (Swarm's 2377/tcp, 7946/tcp+udp, VXLAN on
+4789/udp), and the host, at the bridge's address, reaches them all. :func:`ensure_network` creates what is
+missing and re-applies the addresses (idempotently); :func:`remove_node_network` and :func:`remove_network`
+delete it again. The commands come from :mod:`deployer.lab.argv`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ import shutil
 from pathlib import Path
 
 from deployer.lab.argv import (
+    bridge_add_argv,
+    bridge_config_argvs,
+    bridge_delete_argv,
     netns_add_argv,
     netns_delete_argv,
     netns_list_argv,
@@ -18,7 +24,7 @@ from deployer.lab.argv import (
     veth_add_argv,
     veth_delete_argv,
 )
-from deployer.lab.layout import Cluster
+from deployer.lab.layout import Cluster, Node
 from deployer.lab.runner import run
 
 NETNS_ETC = Path("/etc/netns")
@@ -33,33 +39,49 @@ def netns_list() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-def _host_link_exists(cluster: Cluster) -> bool:
-    return Path("/sys/class/net", cluster.host_if).exists()
+def _link_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
 
 
-def ensure_network(cluster: Cluster) -> None:
-    """Create the colour's namespace and veth pair when missing; (re)apply addresses and routes."""
-    if cluster.netns not in netns_list():
-        run(netns_add_argv(cluster))
-    if not _host_link_exists(cluster):
-        run(veth_add_argv(cluster))
-    for argv in network_config_argvs(cluster):
+def ensure_network(cluster: Cluster, nodes: list[Node], namespaces: set[str] | None = None) -> None:
+    """Create the colour's bridge and each node's namespace and veth pair when missing; (re)apply
+    addresses and routes. ``namespaces``: what :func:`netns_list` said, when the caller asked already."""
+    namespaces = netns_list() if namespaces is None else namespaces
+    if not _link_exists(cluster.bridge):
+        run(bridge_add_argv(cluster))
+    for node in nodes:
+        if node.netns not in namespaces:
+            run(netns_add_argv(node))
+        if not _link_exists(node.host_if):
+            run(veth_add_argv(node))
+        for argv in network_config_argvs(node, cluster.bridge):
+            run(argv)
+        # `ip netns exec` bind-mounts this over /etc/resolv.conf.
+        etc = NETNS_ETC / node.netns
+        etc.mkdir(parents=True, exist_ok=True)
+        resolv = etc / "resolv.conf"
+        if not resolv.exists() or resolv.read_text() != RESOLV_CONF:
+            resolv.write_text(RESOLV_CONF)
+    for argv in bridge_config_argvs(cluster):  # after the ports: a lab made before bridges gives its address up first
         run(argv)
-    # `ip netns exec` bind-mounts this over /etc/resolv.conf.
-    etc = NETNS_ETC / cluster.netns
-    etc.mkdir(parents=True, exist_ok=True)
-    resolv = etc / "resolv.conf"
-    if not resolv.exists() or resolv.read_text() != RESOLV_CONF:
-        resolv.write_text(RESOLV_CONF)
+
+
+def remove_node_network(node: Node, namespaces: set[str] | None = None) -> None:
+    """Delete the node's namespace, veth pair and resolver file; never fails when already gone."""
+    if shutil.which("ip"):
+        if node.netns in (netns_list() if namespaces is None else namespaces):
+            run(netns_delete_argv(node), check=False)
+        if _link_exists(node.host_if):
+            run(veth_delete_argv(node), check=False)
+    shutil.rmtree(NETNS_ETC / node.netns, ignore_errors=True)
 
 
 def remove_network(cluster: Cluster) -> None:
-    """Delete the colour's namespace, veth pair and resolver file; never fails when already gone."""
-    if shutil.which("ip"):
-        if cluster.netns in netns_list():
-            run(netns_delete_argv(cluster), check=False)
-        if _host_link_exists(cluster):
-            run(veth_delete_argv(cluster), check=False)
-    shutil.rmtree(NETNS_ETC / cluster.netns, ignore_errors=True)
+    """Delete every node's network and the colour's bridge; never fails when already gone."""
+    namespaces = netns_list() if shutil.which("ip") else set()
+    for node in cluster.all_nodes():
+        remove_node_network(node, namespaces)
+    if shutil.which("ip") and _link_exists(cluster.bridge):
+        run(bridge_delete_argv(cluster), check=False)
     with contextlib.suppress(OSError):
         NETNS_ETC.rmdir()  # only if empty: other namespaces may use it

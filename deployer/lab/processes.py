@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from deployer.lab.layout import CLUSTERS, Cluster, LabPaths
+from deployer.lab.layout import CLUSTERS, Cluster, LabPaths, Node, as_node
 
 LAB_DAEMONS = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy", "runc")
 
@@ -115,14 +115,18 @@ def cgroup_pids(parent: str) -> set[int]:
     return pids
 
 
-def containers_of(cluster: Cluster) -> set[int]:
-    """The processes of a colour's containers (its cgroup parent)."""
-    return cgroup_pids(f"/{cluster.netns}")
+def containers_of(node: Cluster | Node) -> set[int]:
+    """The processes of a node's containers (its cgroup parent; a cluster stands for its manager)."""
+    return cgroup_pids(f"/{as_node(node).netns}")
+
+
+def _all_nodes() -> list[Node]:
+    return [node for cluster in CLUSTERS.values() for node in cluster.all_nodes()]
 
 
 def leftover_pids(paths: LabPaths) -> set[int]:
     """Processes of the lab: in a lab netns, in a lab cgroup, or a containerd/shim of the lab."""
-    ns_inodes = {ino for c in CLUSTERS.values() if (ino := _netns_inode(c.netns)) is not None}
+    ns_inodes = {ino for n in _all_nodes() if (ino := _netns_inode(n.netns)) is not None}
     needle = str(paths.root) + "/"
     found: set[int] = set()
     for entry in Path("/proc").iterdir():
@@ -136,15 +140,16 @@ def leftover_pids(paths: LabPaths) -> set[int]:
         args = cmdline(pid)
         if args and Path(args[0]).name in LAB_DAEMONS and any(needle in a for a in args):
             found.add(pid)
-    for cluster in CLUSTERS.values():
-        found |= containers_of(cluster)
+    for node in _all_nodes():
+        found |= containers_of(node)
     return {pid for pid in found if alive(pid)}
 
 
-def leftover_pids_of(cluster: Cluster, paths: LabPaths) -> set[int]:
-    """Processes a dead colour left behind (its containerd, shims, containers)."""
-    needle = str(paths.colour(cluster.colour).root) + "/"
-    pids = containers_of(cluster)
+def leftover_pids_of(node: Cluster | Node, paths: LabPaths) -> set[int]:
+    """Processes a dead node's daemon left behind (its containerd, shims, containers)."""
+    node = as_node(node)
+    needle = str(paths.node(node).root) + "/"
+    pids = containers_of(node)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             args = cmdline(int(entry.name))

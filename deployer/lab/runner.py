@@ -24,6 +24,8 @@ INSTALL_HINTS = {
     "umount": "apt-get install mount",
     "busybox": "apt-get install busybox-static",
     "haproxy": "apt-get install haproxy",
+    "docker-registry": "apt-get install docker-registry",
+    "unshare": "apt-get install util-linux",
 }
 
 

@@ -13,7 +13,8 @@ The lab has no registry and no ``python`` base image, and its daemons cannot rea
   root filesystem is ``docker import``-ed into both lab daemons; a label keyed on the interpreter and
   this module's revision, and one listing the wheelhouse's requirements, make a second call a no-op.
 * :func:`build_service_image` runs ``docker build --build-arg BASE_IMAGE=auto-lab/python:3.11 -t TAG DIR``
-  on both daemons, over the lab's mutual TLS.
+  on both daemons, over the lab's mutual TLS; with ``publish`` (a lab with workers) it then pushes the
+  image to the lab's registry (:func:`publish_image`), where the workers pull it from.
 
 Commands are data: the ``*_argv`` functions build them, :func:`run` (over the lab's runner) is the one place
 that executes them.
@@ -39,7 +40,8 @@ from deployer.commands import docker_tls_env
 from deployer.errors import ConfigError, DeployerError
 from deployer.lab import runner as lab_runner
 from deployer.lab.base_rootfs import WHEELS, python_identity, stage_rootfs, write_tar
-from deployer.lab.layout import CLUSTERS, DOCKER_PORT, client_cert_dir
+from deployer.lab.layout import CLUSTERS, DOCKER_PORT, LabPaths, client_cert_dir, lab_dir
+from deployer.lab.registry import RegistryPaths, reference
 from deployer.state.contract import COLOURS
 
 BASE_IMAGE = "auto-lab/python:3.11"
@@ -93,6 +95,11 @@ def labels_argv(docker: str, ref: str) -> list[str]:
 def build_argv(docker: str, project_dir: str | Path, tag: str, base_image: str = BASE_IMAGE) -> list[str]:
     """Build a project's own Dockerfile on the lab's base image."""
     return [docker, "build", "--build-arg", f"BASE_IMAGE={base_image}", "-t", tag, str(project_dir)]
+
+
+def publish_argvs(docker: str, tag: str, target: str) -> list[list[str]]:
+    """Tag a local image with the registry's reference and push it there."""
+    return [[docker, "tag", tag, target], [docker, "push", target]]
 
 
 def docker_env(colour: str, cert_path: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -224,6 +231,18 @@ def ensure_base_image(
     return result
 
 
+def publish_image(tag: str, *, colour: str = "blue", cert_path: str | None = None, docker: str | None = None) -> str:
+    """Push ``tag`` from ``colour``'s manager to the lab's registry (logged in with the lab's registry login);
+    returns the registry's reference, which a stack deployed ``--with-registry-auth`` names."""
+    docker = docker or docker_cli()
+    env = docker_env(colour, _cert_path(cert_path))
+    env["DOCKER_CONFIG"] = str(RegistryPaths(LabPaths(lab_dir())).docker_config)
+    target = reference(tag)
+    for argv in publish_argvs(docker, tag, target):
+        run(argv, env=env, timeout=BUILD_TIMEOUT)
+    return target
+
+
 def build_service_image(
     project_dir: str | Path,
     tag: str,
@@ -233,11 +252,13 @@ def build_service_image(
     docker: str | None = None,
     ensure_base: bool = True,
     requirements: Iterable[str] | None = None,
+    publish: bool = False,
 ) -> dict[str, Any]:
     """Build ``project_dir``'s Dockerfile as ``tag`` on the lab colours, on ``auto-lab/python:3.11``.
 
     The base image is made (or checked) first with the project's own requirements unless ``ensure_base``
-    is false. Returns ``{"tag", "base", "seconds", "build_seconds", "colours"}``.
+    is false; with ``publish`` the image built on the first colour is pushed to the lab's registry.
+    Returns ``{"tag", "base", "seconds", "build_seconds", "colours"}`` and ``"registry_ref"`` when published.
     """
     started = time.monotonic()
     project = Path(project_dir).resolve()
@@ -252,13 +273,16 @@ def build_service_image(
     built = time.monotonic()
     argv = build_argv(docker, project, tag)
     each(colours, lambda colour: run(argv, env=docker_env(colour, cert), timeout=BUILD_TIMEOUT))
-    return {
+    result = {
         "tag": tag,
         "base": base,
         "colours": list(colours),
         "build_seconds": round(time.monotonic() - built, 2),
-        "seconds": round(time.monotonic() - started, 2),
     }
+    if publish:
+        result["registry_ref"] = publish_image(tag, colour=colours[0], cert_path=cert, docker=docker)
+    result["seconds"] = round(time.monotonic() - started, 2)
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -268,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("tag", nargs="?", help="the image tag to build, e.g. auto-lab/orders:1")
     parser.add_argument("--colour", action="append", choices=COLOURS, help="only this colour (repeat)")
     parser.add_argument("--force-base", action="store_true", help="re-import the base image even if current")
+    parser.add_argument("--publish", action="store_true", help="push the image to the lab's registry (workers)")
     args = parser.parse_args(argv)
     colours = tuple(args.colour or COLOURS)
 
@@ -278,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("TAG is required with PROJECT_DIR")
         if args.force_base:
             ensure_base_image(project_requirements(args.project_dir), colours=colours, force=True)
-        return build_service_image(args.project_dir, args.tag, colours=colours)
+        return build_service_image(args.project_dir, args.tag, colours=colours, publish=args.publish)
 
     return report(build)
 

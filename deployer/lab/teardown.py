@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deployer.errors import DeployerError
 from deployer.lab.argv import umount_argv, unescape_mount
-from deployer.lab.layout import MARKER, Cluster, LabPaths
+from deployer.lab.layout import MARKER, Cluster, LabPaths, Node, as_node
 from deployer.lab.processes import cgroup_dirs
 from deployer.lab.runner import run
 
@@ -42,9 +42,9 @@ def unmount_all(root: Path) -> None:
                 run(umount_argv(point, lazy=True), check=False)
 
 
-def remove_cgroups(cluster: Cluster) -> None:
-    """Remove the colour's cgroup directories (deepest first; empty once its processes are gone)."""
-    for directory in cgroup_dirs(f"/{cluster.netns}"):
+def remove_cgroups(node: Cluster | Node) -> None:
+    """Remove the node's cgroup directories (deepest first; empty once its processes are gone)."""
+    for directory in cgroup_dirs(f"/{as_node(node).netns}"):
         with contextlib.suppress(OSError):
             directory.rmdir()
 

@@ -247,3 +247,16 @@ def test_a_node_that_died_holding_a_task_is_named() -> None:
     result = assess(CREATED, service(NEW, replicas=3), tasks, running_since={}, now=100.0, down=down)
     assert result.phase == "waiting"
     assert result.detail.endswith("; node blue-worker-1 is down")
+
+
+def test_the_final_message_names_the_node_that_died() -> None:
+    down = {"n2": "blue-worker-2"}
+    lost = task("b", NEW, state="pending", err="no suitable node (1 node not available for new tasks)")
+    lost["NodeID"] = "n2"
+    svc = service(NEW, replicas=1)
+    result = assess(CREATED, svc, [lost], running_since={}, now=200.0, pending_since={"b": 100.0}, down=down)
+    assert (result.phase, result.detail) == (
+        "failed",
+        "Swarm cannot schedule a task: no suitable node (1 node not available for new tasks); "
+        "node blue-worker-2 is down",
+    )

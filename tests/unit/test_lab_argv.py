@@ -25,8 +25,9 @@ PATHS = LabPaths(Path("/l"))
 def test_network_commands() -> None:
     assert netns_add_argv(BLUE) == ["ip", "netns", "add", "auto-lab-blue"]
     assert " ".join(veth_add_argv(BLUE)) == "ip link add alab-blue type veth peer name alab-blue-ns netns auto-lab-blue"
-    assert [" ".join(argv) for argv in network_config_argvs(BLUE)] == [
-        "ip addr replace 10.213.1.1/24 dev alab-blue",
+    assert [" ".join(argv) for argv in network_config_argvs(BLUE, "alab-blue-br")] == [
+        "ip addr flush dev alab-blue",  # a lab made before bridges had the address here
+        "ip link set alab-blue master alab-blue-br",
         "ip link set alab-blue up",
         "ip -n auto-lab-blue link set lo up",
         "ip -n auto-lab-blue addr replace 10.213.1.2/24 dev alab-blue-ns",
@@ -64,6 +65,9 @@ def test_cgroup_remount_replays_the_hosts_hierarchies() -> None:
         ("cgroup2", "/sys/fs/cgroup/unified", ""),
     ]
     script = cgroup_remount_script(mounts).splitlines()
+    assert cgroup_remount_script(mounts, hostname="blue-worker-1").splitlines() == [
+        "set -e", "echo blue-worker-1 > /proc/sys/kernel/hostname", *script[1:],
+    ]  # fmt: skip
     assert script[:5] == [
         "set -e",
         "mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup",

@@ -67,6 +67,10 @@ def test_argv_builders() -> None:
         "/py", "-m", "pip", "download", "--disable-pip-version-check", "--quiet", "--only-binary=:all:",
         "--dest", "/w", "wheel", "fastapi>=0.110",
     ]  # fmt: skip
+    assert si.publish_argvs("docker", "auto-lab/orders:1", "10.213.1.1:5000/auto-lab/orders:1") == [
+        ["docker", "tag", "auto-lab/orders:1", "10.213.1.1:5000/auto-lab/orders:1"],
+        ["docker", "push", "10.213.1.1:5000/auto-lab/orders:1"],
+    ]
 
 
 def test_base_changes_make_pip_offline_and_label_the_wheelhouse() -> None:
