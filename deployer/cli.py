@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_parser("down", help="remove daemons, namespaces and data")
     lab.add_parser("status", help="what is running, every node of both colours; exit 3 when a part is down")
     lab.add_parser("env", help='print export lines: eval "$(auto-deploy lab env)"')
+    p = lab.add_parser("toolkit-image", help="build the toolkit's image (Dockerfile) on the lab's daemons, offline")
+    p.add_argument("--wheel", help="the auto_toolkit wheel to install (default: built from this checkout)")
+    p.add_argument("--force", action="store_true", help="build even when the image of this wheel is there")
     return parser
 
 
@@ -395,6 +398,10 @@ def _lab(args: argparse.Namespace) -> int:
         return 0 if info.get("up") else 3  # every colour's nodes Ready, the state service, HAProxy, the registry
     elif args.lab_command == "env":
         print(lab.env_lines(), end="")
+    elif args.lab_command == "toolkit-image":
+        from deployer.lab import toolkit_image
+
+        print(json.dumps(toolkit_image.build_toolkit_image(args.wheel, force=args.force), indent=2, default=str))
     return 0
 
 

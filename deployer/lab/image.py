@@ -45,7 +45,7 @@ def image_changes(version: str) -> list[str]:
     ]
 
 
-def _is_static_elf(path: str) -> bool:
+def is_static_elf(path: str) -> bool:
     """True when ``path`` is an ELF executable without a program interpreter (statically linked)."""
     try:
         with open(path, "rb") as fh:
@@ -76,7 +76,7 @@ def _is_static_elf(path: str) -> bool:
 def find_busybox() -> str:
     """The static busybox the lab image is made of; ConfigError saying what to install."""
     for candidate in BUSYBOX_CANDIDATES:
-        if os.path.exists(candidate) and _is_static_elf(candidate):
+        if os.path.exists(candidate) and is_static_elf(candidate):
             return candidate
     raise ConfigError("a static busybox was not found: apt-get install busybox-static")
 

@@ -170,7 +170,7 @@ def each(colours: Sequence[str], action: Callable[[str], Any]) -> None:
 # --- talking to the lab ----------------------------------------------------------------------------
 
 
-def _cert_path(cert_path: str | None) -> str:
+def lab_cert_path(cert_path: str | None) -> str:
     path = cert_path or os.environ.get("AUTO_DOCKER_CERT_PATH") or str(client_cert_dir())
     if not Path(path, "cert.pem").is_file():
         raise ConfigError(f"no lab client certificate in {path}: run `auto-deploy lab up`")
@@ -201,7 +201,7 @@ def ensure_base_image(
     """
     started = time.monotonic()
     docker = docker or docker_cli()
-    cert = _cert_path(cert_path)
+    cert = lab_cert_path(cert_path)
     key = base_key(python_identity())
     wanted = {*BASE_REQUIREMENTS, *requirements}
     envs = {colour: docker_env(colour, cert) for colour in colours}
@@ -235,7 +235,7 @@ def publish_image(tag: str, *, colour: str = "blue", cert_path: str | None = Non
     """Push ``tag`` from ``colour``'s manager to the lab's registry (logged in with the lab's registry login);
     returns the registry's reference, which a stack deployed ``--with-registry-auth`` names."""
     docker = docker or docker_cli()
-    env = docker_env(colour, _cert_path(cert_path))
+    env = docker_env(colour, lab_cert_path(cert_path))
     env["DOCKER_CONFIG"] = str(RegistryPaths(LabPaths(lab_dir())).docker_config)
     target = reference(tag)
     for argv in publish_argvs(docker, tag, target):
@@ -265,7 +265,7 @@ def build_service_image(
     if not (project / "Dockerfile").is_file():
         raise ConfigError(f"no Dockerfile in {project}")
     docker = docker or docker_cli()
-    cert = _cert_path(cert_path)
+    cert = lab_cert_path(cert_path)
     base = None
     if ensure_base:
         reqs = project_requirements(project) if requirements is None else list(requirements)

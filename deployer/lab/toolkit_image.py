@@ -44,19 +44,19 @@ from typing import Any
 
 from autocore.version import toolkit_version
 from deployer.errors import ConfigError, DeployerError
-from deployer.lab.image import _is_static_elf
+from deployer.lab.image import is_static_elf
 from deployer.lab.runner import BUILD_DETAIL_LINES
 from deployer.lab.service_image import (
     BASE_IMAGE,
     IMPORT_TIMEOUT,
     KEY_LABEL,
-    _cert_path,
     docker_cli,
     docker_env,
     each,
     ensure_base_image,
     image_labels,
     import_argv,
+    lab_cert_path,
     report,
     run,
 )
@@ -288,7 +288,7 @@ def client_binary(docker: str) -> Path:
     if not found:
         raise ConfigError(f"{docker} not found: install a docker client (the lab uses /usr/local/bin/docker)")
     path = Path(found).resolve()
-    if not _is_static_elf(str(path)):
+    if not is_static_elf(str(path)):
         raise ConfigError(f"{path} is not a statically linked docker client: set AUTO_DOCKER_CLI to one that is")
     return path
 
@@ -361,7 +361,7 @@ def build_toolkit_image(
     started = time.monotonic()
     source = Path(source).resolve() if source is not None else default_source()
     docker = docker or docker_cli()
-    cert = _cert_path(cert_path)
+    cert = lab_cert_path(cert_path)
     envs = {colour: docker_env(colour, cert) for colour in colours}
     with tempfile.TemporaryDirectory(prefix="auto-lab-toolkit-") as tmp:
         if wheel is None:
