@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from deployer.lab import service_image
 from tests.support import LAB_ADDRESSES, Lab, bake_service, http_get
@@ -113,10 +114,12 @@ def test_unhealthy_service_is_rolled_back_and_exits_3(
 ) -> None:
     # The template's own health check (every 10 s, 3 retries, 15 s to start) takes three minutes to fail three
     # tasks; the same check, faster, fails them in well under one: what is tested is the deployer's answer.
+    # docker stack deploy refuses to merge files of different compose versions: the same as the service's.
+    version = yaml.safe_load((project / "docker-stack.yml").read_text())["version"]
     faster = tmp_path / "faster-healthcheck.yml"
     faster.write_text(
-        f"services:\n  {SLUG}:\n    healthcheck:\n      interval: 2s\n      timeout: 2s\n      retries: 2\n"
-        "      start_period: 1s\n"
+        f'version: "{version}"\nservices:\n  {SLUG}:\n    healthcheck:\n      interval: 2s\n      timeout: 2s\n'
+        "      retries: 2\n      start_period: 1s\n"
     )
     proc, seconds = pipeline_deploy(lab, project, service_stack, unhealthy_image, faster)
     print(f"failed deploy took {seconds:.1f} s")
