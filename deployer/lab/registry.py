@@ -72,8 +72,11 @@ class RegistryPaths:
         self.trust = CERTS_D / address()
 
 
-def config_text(paths: RegistryPaths, listen: str, http_secret: str) -> str:
-    """The registry's configuration: TLS, htpasswd auth, filesystem storage, warnings only in its log."""
+def config_text(root: Path, listen: str, http_secret: str) -> str:
+    """The configuration of a registry whose files are under ``root`` (as :class:`RegistryPaths` lays them out:
+    TLS from ``root/tls``, htpasswd auth from ``root/htpasswd``, storage in ``root/data``); warnings only in its
+    log. ``http_secret`` signs upload state (else the registry makes one up and warns). The suite's pipeline
+    registry (tests/pipelines/registry.py) is written by this too."""
     return f"""\
 version: 0.1
 log:
@@ -82,17 +85,17 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: {paths.data}
+    rootdirectory: {root / "data"}
 http:
   addr: {listen}
   secret: {http_secret}
   tls:
-    certificate: {paths.tls / "cert.pem"}
-    key: {paths.tls / "key.pem"}
+    certificate: {root / "tls" / "cert.pem"}
+    key: {root / "tls" / "key.pem"}
 auth:
   htpasswd:
     realm: auto-lab-registry
-    path: {paths.htpasswd}
+    path: {root / "htpasswd"}
 """
 
 
@@ -196,7 +199,7 @@ def write_files(lab: LabPaths) -> None:
     if not htpasswd_ok:
         _write_private(paths.htpasswd, htpasswd_line(user, password))
     if not paths.config.exists() or f"addr: {address()}\n" not in paths.config.read_text():
-        _write_private(paths.config, config_text(paths, address(), secrets.token_hex(16)))
+        _write_private(paths.config, config_text(paths.root, address(), secrets.token_hex(16)))
     paths.docker_config.mkdir(parents=True, exist_ok=True)
     paths.docker_config.chmod(0o700)
     _write_private(paths.docker_config / "config.json", docker_config_json(address(), user, password))

@@ -7,8 +7,8 @@ which both colours' daemons reach through their default route. The daemons trust
 ``/etc/docker/certs.d/ADDRESS/ca.crt`` (the directory Docker reads per registry, at every connection), written
 when the registry starts and removed when it stops.
 
-Commands and files are data (:func:`serve_argv`, :func:`config_text`, :func:`htpasswd_line`); :class:`Registry`
-runs them.
+Commands and files are data (:func:`serve_argv`; the configuration and the htpasswd entry are
+:mod:`deployer.lab.registry`'s, which the lab's own registry uses); :class:`Registry` runs them.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bcrypt
-
 from deployer.lab import certs
 from deployer.lab.layout import CLUSTERS, lab_dir
+from deployer.lab.registry import config_text, htpasswd_line
 from tests.support import stop_process
 
 PORT = 5443
@@ -44,36 +43,6 @@ def address(colour: str = "blue", port: int = PORT) -> str:
 def serve_argv(binary: str, config: Path) -> list[str]:
     """Run the registry with ``config``."""
     return [binary, "serve", str(config)]
-
-
-def config_text(root: Path, listen: str, http_secret: str) -> str:
-    """The registry's configuration: TLS from ``root/tls``, htpasswd auth from ``root/htpasswd``, storage in
-    ``root/data``. ``http_secret`` signs upload state (else the registry makes one up and warns)."""
-    return f"""\
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {root / "data"}
-http:
-  addr: {listen}
-  secret: {http_secret}
-  tls:
-    certificate: {root / "tls" / "cert.pem"}
-    key: {root / "tls" / "key.pem"}
-auth:
-  htpasswd:
-    realm: auto-lab-registry
-    path: {root / "htpasswd"}
-"""
-
-
-def htpasswd_line(user: str, password: str) -> str:
-    """One htpasswd entry with a bcrypt hash (the only kind the registry accepts)."""
-    return f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=6)).decode()}\n"
 
 
 @dataclass
