@@ -224,6 +224,7 @@ def _run(args: argparse.Namespace) -> int:
             "manager_address": cluster.manager_address,
             "docker_port": cluster.docker_port,
             "docker_host": docker_host(cluster.manager_address, cluster.docker_port),
+            "other_managers": list(cluster.other_managers),
         }
         if args.json:
             print(json.dumps(data, indent=2, sort_keys=True))

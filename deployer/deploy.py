@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from autocore.ci_log import section
-from deployer import commands, compose, engine, lock
+from deployer import commands, compose, engine, lock, managers
 from deployer.converge import Before, ServiceState, Watcher
 from deployer.errors import ConfigError, DeployerError, OperationFailed
 from deployer.runner import Runner
@@ -191,7 +191,8 @@ def _deploy(
 
     with private_cert_dir(material) as cert_dir:
         with ctx.timed("engine"):
-            api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
+            api, cluster = managers.connect(ctx.connect, cluster, cert_dir, ctx.say)
+            report.manager = cluster.docker_host
             watcher = Watcher(api)
             watcher.calibrate()
             names = files.swarm_names(options.stack)
@@ -355,7 +356,8 @@ def status(env_name: str, stack: str, material: TLSMaterial, ctx: Context) -> Re
     cluster = ctx.state.resolve(env_name)
     report.colour, report.manager = cluster.colour, commands.docker_host(cluster.manager_address, cluster.docker_port)
     with private_cert_dir(material) as cert_dir:
-        api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
+        api, cluster = managers.connect(ctx.connect, cluster, cert_dir, ctx.say)
+        report.manager = cluster.docker_host
         watcher = Watcher(api)
         services = _stack_services(api, stack)
         if not services:
@@ -431,7 +433,8 @@ def _rollback(
     cluster = ctx.state.resolve(env_name)
     report.colour, report.manager = cluster.colour, commands.docker_host(cluster.manager_address, cluster.docker_port)
     with private_cert_dir(material) as cert_dir:
-        api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
+        api, cluster = managers.connect(ctx.connect, cluster, cert_dir, ctx.say)
+        report.manager = cluster.docker_host
         names = sorted(s["Spec"]["Name"] for s in _stack_services(api, stack))
         if service:
             wanted = service if service.startswith(f"{stack}_") else f"{stack}_{service}"

@@ -58,9 +58,12 @@ class _APIClient(docker.APIClient):
         pass
 
 
-def connect(address: str, port: int, cert_dir: str, *, timeout: int = 30) -> Any:
+def connect(address: str, port: int, cert_dir: str, *, timeout: int = 30, first_answer: int = 10) -> Any:
     """A ``docker.APIClient`` for a swarm manager, TLS verified against ``cert_dir/ca.pem``.
 
+    The first answer (the API version, then ``/info``) must come within ``first_answer`` seconds, later calls
+    within ``timeout``: a manager that is off the network is given up on quickly, so that the next of a
+    cluster's managers is tried (deployer.managers), while a busy one still has time for its answers.
     Raises TLSError / DockerUnavailableError (exit 4) before anything is changed, and RefusedError
     when the engine is not a swarm manager.
     """
@@ -71,8 +74,9 @@ def connect(address: str, port: int, cert_dir: str, *, timeout: int = 30) -> Any
     )
     base_url = docker_host(address, port).replace("tcp://", "https://", 1)
     try:
-        api = _APIClient(base_url=base_url, tls=tls, version="auto", timeout=timeout)
+        api = _APIClient(base_url=base_url, tls=tls, version="auto", timeout=first_answer)
         info = api.info()
+        api.timeout = timeout  # read by every later request (APIClient._set_request_timeout)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise translate(exc, address, port) from None
     swarm = info.get("Swarm") or {}

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from autocore.ci_log import section
-from deployer import deploy, lock
+from deployer import deploy, lock, managers
 from deployer.converge import Watcher
 from deployer.errors import ConfigError, DeployerError, NotConvergedError
 from deployer.haproxy import Runtime
@@ -239,7 +239,7 @@ def _switch_locked(
 def _running_services(cluster: Any, material: TLSMaterial, ctx: deploy.Context) -> set[str]:
     """The Swarm services on a cluster now (by name)."""
     with private_cert_dir(material) as cert_dir:
-        api = ctx.connect(cluster.manager_address, cluster.docker_port, cert_dir)
+        api, _ = managers.connect(ctx.connect, cluster, cert_dir, ctx.say)
         return {s["Spec"]["Name"] for s in api.services()}
 
 
@@ -297,7 +297,7 @@ def _wait_idle_healthy(
     """Every service of the idle colour runs its replicas, and HAProxy's check of it passes."""
     started = time.monotonic()
     with private_cert_dir(material) as cert_dir:
-        api = ctx.connect(idle.manager_address, idle.docker_port, cert_dir)  # exit 4 when down or untrusted
+        api, _ = managers.connect(ctx.connect, idle, cert_dir, ctx.say)  # exit 4 when none answers
         if names:
             watcher = Watcher(api)
             states, timed_out = watcher.wait(

@@ -22,6 +22,7 @@ from deployer.state.contract import (
     COLOURS,
     DOCS_VERSION_RE,
     MAX_ID,
+    MAX_OTHER_MANAGERS,
     MAX_REPLICAS_IN_ANSWER,
     STACK_RE,
     TIMESTAMP_RE,
@@ -151,14 +152,13 @@ def _parse_cluster(
     if colour not in clusters:
         check.fail(f"clusters.{colour} is missing")
     raw = check.obj(clusters[colour], f"clusters.{colour}")
-    address = check.get(raw, "manager_address", where)
-    try:
-        # ipaddress takes any text after an IPv6 "%" (a newline, "$(id)"): the whole must be an address.
-        if not isinstance(address, str) or not is_valid(ADDRESS_RE, address):
-            raise ValueError(address)
-        ipaddress.ip_address(address)
-    except ValueError:
-        check.fail(f"{where}manager_address {show(address)} is not an IP address")
+    address = _address(check, check.get(raw, "manager_address", where), f"{where}manager_address")
+    others = raw.get("other_managers", [])
+    if not isinstance(others, list) or len(others) > MAX_OTHER_MANAGERS:
+        check.fail(f"{where}other_managers is not a list of at most {MAX_OTHER_MANAGERS} addresses")
+    other_managers = tuple(_address(check, item, f"{where}other_managers[{i}]") for i, item in enumerate(others))
+    if len({address, *other_managers}) != 1 + len(other_managers):
+        check.fail(f"{where}other_managers repeats an address")
     port = check.integer(raw, "docker_port", where, 1, 65535, "a port (1-65535)")
     live = check.get(raw, "live", where)
     if not isinstance(live, bool):
@@ -167,7 +167,18 @@ def _parse_cluster(
         _parse_stack(check, item, f"{where}stacks[{i}].", colour, skipped)
         for i, item in enumerate(check.items(raw, "stacks", where))
     )
-    return Cluster(colour, address, port, live, stacks)
+    return Cluster(colour, address, port, live, stacks, other_managers)
+
+
+def _address(check: Checker, address: Any, where: str) -> str:
+    try:
+        # ipaddress takes any text after an IPv6 "%" (a newline, "$(id)"): the whole must be an address.
+        if not isinstance(address, str) or not is_valid(ADDRESS_RE, address):
+            raise ValueError(address)
+        ipaddress.ip_address(address)
+    except ValueError:
+        check.fail(f"{where} {show(address)} is not an IP address")
+    return address
 
 
 def _parse_stack(check: Checker, item: Any, where: str, colour: str, skipped: list[SkippedService] | None) -> Stack:

@@ -104,22 +104,22 @@ class StateClient(Transport):
         self,
         name: str,
         live_colour: str,
-        clusters: Mapping[str, tuple[str, int]],
+        clusters: Mapping[str, tuple[str, int] | tuple[str, int, Sequence[str]]],
         actor: str | None = None,
     ) -> Environment:
         """Create the environment or replace its cluster addresses; ``clusters`` maps colour to
-        ``(manager_address, docker_port)``. The live colour of an existing environment cannot change
-        here (StateConflictError): use :meth:`switch`."""
+        ``(manager_address, docker_port)``, or ``(manager_address, docker_port, other_managers)`` for a cluster
+        with several Swarm managers. The live colour of an existing environment cannot change here
+        (StateConflictError): use :meth:`switch`."""
         _check_name(name)
+        specs: dict[str, dict[str, Any]] = {}
         for colour, spec in clusters.items():
-            if not isinstance(spec, tuple | list) or len(spec) != 2:
-                raise ConfigError(f"cluster {colour} must be given as (manager_address, docker_port)")
-        body: dict[str, Any] = {
-            "live_colour": live_colour,
-            "clusters": {
-                colour: {"manager_address": spec[0], "docker_port": spec[1]} for colour, spec in clusters.items()
-            },
-        }
+            if not isinstance(spec, tuple | list) or len(spec) not in (2, 3):
+                raise ConfigError(f"cluster {colour} must be given as (manager_address, docker_port[, other_managers])")
+            specs[colour] = {"manager_address": spec[0], "docker_port": spec[1]}
+            if len(spec) == 3 and spec[2]:
+                specs[colour]["other_managers"] = list(spec[2])
+        body: dict[str, Any] = {"live_colour": live_colour, "clusters": specs}
         if actor is not None:
             body["actor"] = actor
         _, data = self._call("PUT", f"/v1/environments/{name}", (200, 201), environment=name, body=body, write=True)

@@ -26,6 +26,8 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # EnvironmentName
 # (``fe80::1%eth0``). ipaddress takes any text after the ``%``, a newline or ``$(id)`` included; a zone
 # here is an interface name or number, nothing that could end a line or reach a shell.
 ADDRESS_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}(%[A-Za-z0-9_.-]{1,64})?")
+# A cluster's other Swarm managers (OtherManagers): Swarm clusters run 3, 5 or 7 managers at most.
+MAX_OTHER_MANAGERS = 6
 
 # ---- deployments
 

@@ -39,13 +39,23 @@ class Stack:
 
 @dataclass(frozen=True)
 class Cluster:
-    """One colour of an environment: a Swarm cluster and its manager's Docker endpoint."""
+    """One colour of an environment: a Swarm cluster and its manager's Docker endpoint.
+
+    ``other_managers`` are the cluster's other Swarm managers, tried in order when ``manager_address`` does
+    not answer (same port, same CA).
+    """
 
     colour: str
     manager_address: str
     docker_port: int
     live: bool
     stacks: tuple[Stack, ...] = ()
+    other_managers: tuple[str, ...] = ()
+
+    @property
+    def manager_addresses(self) -> tuple[str, ...]:
+        """Every manager's address, in the order the deployer tries them."""
+        return (self.manager_address, *self.other_managers)
 
     @property
     def docker_host(self) -> str:

@@ -114,8 +114,12 @@ _MIGRATION_V2 = (
     )""",
 )
 
+# Version 3: a cluster's other Swarm managers (ClusterSpec.other_managers), a JSON list of addresses in the
+# order the deployer tries them; existing clusters have none.
+_MIGRATION_V3 = ("ALTER TABLE clusters ADD COLUMN other_managers TEXT NOT NULL DEFAULT '[]'",)
+
 # MIGRATIONS[n] takes a database from user_version n to n + 1.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _MIGRATION_V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _MIGRATION_V2, _MIGRATION_V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The answers of writes sent with an Idempotency-Key, kept for contract.IDEMPOTENCY_TTL seconds. A row

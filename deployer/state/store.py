@@ -83,7 +83,7 @@ def get_environment(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
 
 def put_environment(conn: sqlite3.Connection, name: str, spec: EnvironmentSpec, at: str) -> tuple[bool, dict]:
     """Create the environment or replace its cluster addresses; returns (created, environment)."""
-    new_specs = {c: {"manager_address": a, "docker_port": p} for c, (a, p) in spec.clusters.items()}
+    new_specs = {c: _spec(a, p, spec.other_managers.get(c, ())) for c, (a, p) in spec.clusters.items()}
     with transaction(conn, write=True):
         existing = _load_environment(conn, name)
         if existing is None:
@@ -103,10 +103,14 @@ def put_environment(conn: sqlite3.Connection, name: str, spec: EnvironmentSpec, 
             created, kind = False, "updated"
             detail = {"clusters": new_specs, "previous_clusters": _cluster_specs(existing)}
         conn.executemany(
-            "INSERT INTO clusters (environment, colour, manager_address, docker_port) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (environment, colour) DO UPDATE SET"
-            " manager_address = excluded.manager_address, docker_port = excluded.docker_port",
-            [(name, colour, a, p) for colour, (a, p) in spec.clusters.items()],
+            "INSERT INTO clusters (environment, colour, manager_address, docker_port, other_managers)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (environment, colour) DO UPDATE SET"
+            " manager_address = excluded.manager_address, docker_port = excluded.docker_port,"
+            " other_managers = excluded.other_managers",
+            [
+                (name, colour, a, p, json.dumps(list(spec.other_managers.get(colour, ()))))
+                for colour, (a, p) in spec.clusters.items()
+            ],
         )
         _append_event(conn, name, at, kind, spec.actor, {"revision": revision, **detail})
         env = _load_environment(conn, name)
@@ -364,16 +368,12 @@ def _load_environment(conn: sqlite3.Connection, name: str) -> dict[str, Any] | N
         return None
     live_colour = row[1]
     clusters: dict[str, dict[str, Any]] = {}
-    for colour, address, port in conn.execute(
-        "SELECT colour, manager_address, docker_port FROM clusters WHERE environment = ? ORDER BY colour",
+    for colour, address, port, others in conn.execute(
+        "SELECT colour, manager_address, docker_port, other_managers FROM clusters WHERE environment = ?"
+        " ORDER BY colour",
         (name,),
     ):
-        clusters[colour] = {
-            "manager_address": address,
-            "docker_port": port,
-            "live": colour == live_colour,
-            "stacks": [],
-        }
+        clusters[colour] = {**_spec(address, port, json.loads(others)), "live": colour == live_colour, "stacks": []}
     for colour, stack, deployed_at, deployed_by, services in conn.execute(
         "SELECT colour, name, deployed_at, deployed_by, services FROM stacks WHERE environment = ? ORDER BY name",
         (name,),
@@ -391,9 +391,18 @@ def _require_environment(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
     return env
 
 
+def _spec(address: str, port: int, others: Any) -> dict[str, Any]:
+    """A cluster's ClusterSpec as answers and events show it: ``other_managers`` only when it lists any, so
+    that an environment without them reads exactly as before version 3."""
+    spec: dict[str, Any] = {"manager_address": address, "docker_port": port}
+    if others:
+        spec["other_managers"] = list(others)
+    return spec
+
+
 def _cluster_specs(env: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
-        colour: {"manager_address": c["manager_address"], "docker_port": c["docker_port"]}
+        colour: _spec(c["manager_address"], c["docker_port"], c.get("other_managers", ()))
         for colour, c in env["clusters"].items()
     }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from autocore.errors import BudgetExceededError, NotFiniteError
@@ -40,6 +40,7 @@ from deployer.state.contract import (
     MAX_INT_DIGITS,
     MAX_JOB_URL,
     MAX_LIMIT,
+    MAX_OTHER_MANAGERS,
     MAX_OWNER,
     MAX_PURPOSE,
     MAX_REASON,
@@ -82,11 +83,13 @@ def show(value: Any) -> str:
 
 @dataclass(frozen=True)
 class EnvironmentSpec:
-    """PUT .../environments/NAME: the live colour and each colour's ``(manager_address, docker_port)``."""
+    """PUT .../environments/NAME: the live colour, each colour's ``(manager_address, docker_port)`` and its
+    other managers (an empty tuple when it lists none)."""
 
     live_colour: str
     clusters: dict[str, tuple[str, int]]
     actor: str | None
+    other_managers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -308,19 +311,41 @@ def environment_spec(value: Any) -> EnvironmentSpec:
     live_colour = colour(body["live_colour"], "live_colour")
     clusters_in = fields(body["clusters"], "clusters", COLOURS)
     specs = {c: _cluster_spec(clusters_in[c], c) for c in COLOURS}
+    others = {c: _other_managers(clusters_in[c], c, specs[c][0]) for c in COLOURS}
     if specs["blue"] == specs["green"]:
         bad("clusters.blue and clusters.green have the same address and port; they must differ")
-    return EnvironmentSpec(live_colour, specs, optional_actor(body.get("actor")))
+    if specs["blue"][1] == specs["green"][1]:
+        shared = {specs["blue"][0], *others["blue"]} & {specs["green"][0], *others["green"]}
+        if shared:
+            bad(f"manager {show(min(shared))} is in both clusters.blue and clusters.green; a manager has one swarm")
+    return EnvironmentSpec(live_colour, specs, optional_actor(body.get("actor")), others)
 
 
 def _cluster_spec(value: Any, of: str) -> tuple[str, int]:
     what = f"clusters.{of}"
-    spec = fields(value, what, ("manager_address", "docker_port"))
+    spec = fields(value, what, ("manager_address", "docker_port"), ("other_managers",))
     address = spec["manager_address"]
     canonical = ip_literal(address)
     if canonical is None:
         bad(f"{what}.manager_address must be an IPv4 or IPv6 literal, not {show(address)}")
     return canonical, integer(spec["docker_port"], f"{what}.docker_port", 1, 65535)
+
+
+def _other_managers(value: dict[str, Any], of: str, manager: str) -> tuple[str, ...]:
+    """``clusters.COLOUR.other_managers``: IP literals (canonical), none repeated, none the manager itself."""
+    what = f"clusters.{of}.other_managers"
+    raw = value.get("other_managers", [])
+    if not isinstance(raw, list) or len(raw) > MAX_OTHER_MANAGERS:
+        bad(f"{what} must be a list of at most {MAX_OTHER_MANAGERS} IP addresses")
+    seen = [manager]
+    for i, item in enumerate(raw):
+        canonical = ip_literal(item)
+        if canonical is None:
+            bad(f"{what}[{i}] must be an IPv4 or IPv6 literal, not {show(item)}")
+        if canonical in seen:
+            bad(f"{what}[{i}] {show(canonical)} is listed twice (manager_address included)")
+        seen.append(canonical)
+    return tuple(seen[1:])
 
 
 def ip_literal(value: Any) -> str | None:

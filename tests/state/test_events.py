@@ -311,7 +311,7 @@ def test_a_database_of_the_first_release_is_migrated(start_state_server: Any, tm
 
     conn = sqlite3.connect(running.db_path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
