@@ -304,6 +304,7 @@ def _switch(args: argparse.Namespace) -> int:
         backend=args.backend or os.environ.get("AUTO_HAPROXY_BACKEND", "app"),
         docker_cli=client,
         detach_flag=runner.stack_deploy_has_detach(client),
+        state_file=os.environ.get("AUTO_HAPROXY_STATE_FILE") or None,
     )
     material = _material(args)
     report = switch.switch(args.env, options, material, _context(args), Runtime(socket_path or ""))

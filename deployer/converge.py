@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import docker.errors
+import requests.exceptions
+
+from deployer.errors import DockerUnavailableError
 
 MAX_FAILURES = 3
 # How long a task may wait for a node Swarm says it has none for ("no suitable node (...)") before the deploy
@@ -40,9 +43,17 @@ UNSCHEDULABLE_GRACE_SECONDS = 15.0
 UNSCHEDULABLE = "no suitable node"
 DEFAULT_MONITOR_SECONDS = 5.0  # Swarm's default update_config.monitor
 POLL_SECONDS = 0.1  # a few small API calls per service; keeps the exit close to convergence
+ENGINE_RETRY_SECONDS = 0.5  # between attempts while the manager's Engine does not answer (a daemon restarting)
+# What a manager whose daemon restarts answers: nothing (refused, reset, timed out), or 5xx while its swarm
+# comes back ("This node is not a swarm manager"). The deploy is in Swarm's raft log already: wait for it.
+_ENGINE_LOST = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
 
 Phase = Literal["waiting", "converged", "failed"]
 _FAILED_TASK_STATES = {"failed", "rejected"}
+# A task of a replicated service that ends by itself ("complete": its container exited 0) is as good as failed:
+# Swarm restarts it. It is also how a task Swarm stopped for failing its health check ends when its process exits
+# 0 on SIGTERM (busybox httpd does): the task says only "finished", never "unhealthy".
+_ENDED = "complete"
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,15 @@ def swarm_says(task: Mapping[str, Any]) -> str:
     return f"task {state}: {why}" if why and why.lower() != state else f"task {state}"
 
 
+def failure_reason(task: Mapping[str, Any]) -> str:
+    """Why a task failed, as Swarm says it; for one that ended by itself, what that means."""
+    status = _status(task)
+    if status.get("State") == _ENDED:
+        code = (status.get("ContainerStatus") or {}).get("ExitCode", 0)
+        return f"the task ended (exit {code}): its container stopped by itself or failed its health check"
+    return str(status.get("Err") or status.get("Message") or status.get("State"))
+
+
 def unschedulable(task: Mapping[str, Any]) -> bool:
     """Whether Swarm keeps the task pending because no node can take it."""
     status = _status(task)
@@ -201,13 +221,16 @@ def assess(
     current = [t for t in tasks if _same_template(t, template)]
     running = [t for t in current if _status(t).get("State") == "running" and t.get("DesiredState") == "running"]
     failures = [
-        t for t in current if t.get("ID") not in before.task_ids and _status(t).get("State") in _FAILED_TASK_STATES
+        t
+        for t in current
+        if t.get("ID") not in before.task_ids
+        and (_status(t).get("State") in _FAILED_TASK_STATES or _status(t).get("State") == _ENDED)
     ]
     # While Swarm runs a rolling update its failure_action decides (pause, rollback, continue);
     # counting crashes ourselves would cut it short and leave a half-rolled-back service.
     if len(failures) >= MAX_FAILURES and update_state != "updating":
         last = max(failures, key=lambda t: _status(t).get("Timestamp", ""))
-        reason = _status(last).get("Err") or _status(last).get("Message") or _status(last).get("State")
+        reason = failure_reason(last)
         message = f"tasks keep failing ({len(failures)} failed; last: {reason}){on_down_nodes}"
         return state("failed", len(running), message)
     stale = [
@@ -371,6 +394,10 @@ class Watcher:
                 )
         return states
 
+    def where(self) -> str:
+        """The Engine's address as ``DOCKER_HOST`` says it (for messages)."""
+        return str(getattr(self.api, "base_url", "") or "the manager").replace("https://", "tcp://", 1)
+
     def wait(
         self,
         befores: Mapping[str, Before],
@@ -378,15 +405,46 @@ class Watcher:
         *,
         rollback: bool = False,
         on_change: Callable[[ServiceState], None] = lambda s: None,
+        on_engine: Callable[[str], None] = lambda line: None,
     ) -> tuple[list[ServiceState], bool]:
         """Poll until every service converged or one failed, or ``timeout`` passes.
 
-        Returns the last states and whether the deadline passed.
+        Returns the last states and whether the deadline passed. A manager that stops answering (its daemon
+        restarting) is waited for until the deadline, said once through ``on_engine`` and once again when it is
+        back; still away at the deadline, the last states seen are returned as timed out, each saying so
+        (DockerUnavailableError when it never answered at all).
         """
         deadline = self.clock() + timeout
         last: dict[str, str] = {}
+        seen: list[ServiceState] | None = None
+        lost_since: float | None = None
         while True:
-            states = self.poll(befores, rollback=rollback)
+            try:
+                states = self.poll(befores, rollback=rollback)
+            except (*_ENGINE_LOST, docker.errors.APIError) as exc:
+                if isinstance(exc, docker.errors.APIError) and not exc.is_server_error():
+                    raise
+                now = self.clock()
+                if lost_since is None:
+                    lost_since = now
+                    reason = exc.explanation if isinstance(exc, docker.errors.APIError) else type(exc).__name__
+                    on_engine(
+                        f"the Docker Engine at {self.where()} is not answering ({reason}); "
+                        f"waiting for it until the timeout ({max(0.0, deadline - now):.0f} s left)"
+                    )
+                if now >= deadline:
+                    if seen is None:
+                        raise DockerUnavailableError(
+                            f"the Docker Engine at {self.where()} is unreachable: check the cluster is up"
+                        ) from None
+                    lost = f"the Docker Engine at {self.where()} stopped answering"
+                    return [_with_detail(s, f"{s.detail}; {lost}") for s in seen], True
+                self.sleep(min(ENGINE_RETRY_SECONDS, max(0.0, deadline - now)))
+                continue
+            if lost_since is not None:
+                on_engine(f"the Docker Engine at {self.where()} answers again after {self.clock() - lost_since:.1f} s")
+                lost_since = None
+            seen = states
             for s in states:
                 if last.get(s.name) != s.line():
                     last[s.name] = s.line()
@@ -396,3 +454,9 @@ class Watcher:
             if self.clock() >= deadline:
                 return states, True
             self.sleep(min(self.interval, max(0.0, deadline - self.clock())))
+
+
+def _with_detail(state: ServiceState, detail: str) -> ServiceState:
+    return ServiceState(
+        state.name, state.phase, state.running, state.desired, detail, state.changed, state.update_state, state.image
+    )

@@ -222,7 +222,9 @@ def _deploy(
             ),
             ctx.timed("engine"),
         ):
-            states, timed_out = watcher.wait(befores, options.timeout, on_change=lambda s: ctx.say(s.line()))
+            states, timed_out = watcher.wait(
+                befores, options.timeout, on_change=lambda s: ctx.say(s.line()), on_engine=ctx.say
+            )
         report.services = [s.as_dict() for s in states]
         if not timed_out and all(s.phase == "converged" for s in states):
             report.result = "converged"

@@ -240,13 +240,21 @@ class Runtime:
             raise HAProxyError(f"HAProxy backend {backend} has no server {name!r} (has {', '.join(sorted(servers))})")
         return servers[name]
 
-    def wait_up(self, backend: str, server: str, timeout: float, interval: float = 0.1) -> float:
-        """Wait until the server's health check passes (it must be in drain or ready); seconds waited."""
+    def wait_up(
+        self, backend: str, server: str, timeout: float, interval: float = 0.1, *, keep: str | None = None
+    ) -> float:
+        """Wait until the server's health check passes (it must be in drain or ready); seconds waited.
+
+        ``keep`` (drain or ready): the admin state we put the server in; found back in maint (a reload loaded a
+        server-state file saved before we set it), it is set again.
+        """
         started = self._clock()
         while True:
             stat = self.server(backend, server)
             if stat.healthy and stat.admin != "maint":
                 return self._clock() - started
+            if keep and stat.admin == "maint":
+                self.set_state(backend, server, keep)
             if self._clock() - started >= timeout:
                 hint = ": it is in maint, where no checks run" if stat.admin == "maint" else ": check its /health"
                 raise HAProxyError(
@@ -283,17 +291,22 @@ class Runtime:
             self.set_state(backend, name, state)
         return names
 
-    def wait_colour_up(self, backend: str, colour: str, timeout: float, interval: float = 0.1) -> float:
+    def wait_colour_up(
+        self, backend: str, colour: str, timeout: float, interval: float = 0.1, *, keep: str | None = None
+    ) -> float:
         """Wait until a server of ``colour`` passes its check, in drain or ready (HAProxy sends traffic only to
-        those that pass: nodes without a task fail theirs); seconds waited."""
+        those that pass: nodes without a task fail theirs); seconds waited. ``keep``: as :meth:`wait_up`."""
         if self.colour_servers(backend, colour) == [colour]:  # one server for the colour: as :meth:`wait_up`
-            return self.wait_up(backend, colour, timeout, interval)
+            return self.wait_up(backend, colour, timeout, interval, keep=keep)
         started = self._clock()
         while True:
             servers = self.servers(backend)
             names = colour_servers(servers, colour)
             if any(servers[n].healthy and servers[n].admin != "maint" for n in names):
                 return self._clock() - started
+            for name in names if keep else ():
+                if servers[name].admin == "maint":
+                    self.set_state(backend, name, keep)
             if not names or self._clock() - started >= timeout:
                 seen = "; ".join(
                     f"{n}: status {servers[n].status}, check {servers[n].check_status or 'none'}"

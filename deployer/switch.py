@@ -28,9 +28,13 @@ from autocore.ci_log import section
 from deployer import deploy, lock, managers
 from deployer.converge import Watcher
 from deployer.errors import ConfigError, DeployerError, NotConvergedError
-from deployer.haproxy import Runtime
+from deployer.haproxy import Runtime, colour_servers
 from deployer.state.contract import COLOURS, other_colour
 from deployer.tls import TLSMaterial, private_cert_dir
+
+# How long after moving traffic the switch looks at HAProxy's admin states once more: a reload that began just
+# before has started its new process by then (a few hundred milliseconds here).
+RELOAD_SETTLE_SECONDS = 0.5
 
 
 @dataclass
@@ -44,6 +48,9 @@ class SwitchOptions:
     backend: str = "app"
     docker_cli: str = "docker"
     detach_flag: bool = True
+    # HAProxy's server-state file (``AUTO_HAPROXY_STATE_FILE``): written once traffic has moved, so that a reload
+    # that comes after the switch loads the switched state, not one saved before it.
+    state_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,11 +119,27 @@ def replay_files(replay: Replay, directory: Path) -> list[str]:
         if s.get("image") and s["name"] in replay.services
     }
     if images:
-        # Images as Swarm resolved them: the compose text may say ${IMAGE}, which only the job knew.
+        # Images as Swarm resolved them: the compose text may say ${IMAGE}, which only the job knew. At the recorded
+        # files' own compose version: docker stack deploy refuses to merge files of different versions.
+        override: dict[str, Any] = {"services": images}
+        if version := _compose_version(replay.deployment.get("compose") or []):
+            override["version"] = version
         path = directory / "zz-recorded-images.yml"
-        path.write_text(yaml.safe_dump({"services": images}, sort_keys=True))
+        path.write_text(yaml.safe_dump(override, sort_keys=True))
         paths.append(str(path))
     return paths
+
+
+def _compose_version(items: Iterable[Mapping[str, Any]]) -> str | None:
+    """The ``version`` the recorded compose files declare (the first that does), if any."""
+    for item in items:
+        try:
+            data = yaml.safe_load(item.get("content") or "")
+        except yaml.YAMLError:
+            continue
+        if isinstance(data, dict) and data.get("version") is not None:
+            return str(data["version"])
+    return None
 
 
 def switch(
@@ -180,6 +203,8 @@ def _switch_locked(
     timings: dict[str, float] = {}
     detail: dict[str, Any] = {"from": old, "to": target}
     try:
+        # HAProxy must answer before anything is replayed or moved: down, it is refused at once (exit 4).
+        haproxy.servers(options.backend)
         if target == old:
             _route(
                 haproxy,
@@ -310,7 +335,9 @@ def _wait_idle_healthy(
     if anything_deployed:
         haproxy.set_colour_state(options.backend, idle.colour, "drain")  # checks run, no traffic yet
         try:
-            timings["health_seconds"] = haproxy.wait_colour_up(options.backend, idle.colour, options.timeout)
+            timings["health_seconds"] = haproxy.wait_colour_up(
+                options.backend, idle.colour, options.timeout, keep="drain"
+            )
         except DeployerError as exc:
             haproxy.set_colour_state(options.backend, idle.colour, "maint")
             raise NotConvergedError(
@@ -336,8 +363,32 @@ def _route(
     ctx.say(f"HAProxy: {to} ready, {away} draining")
     timings["drain_seconds"] = haproxy.wait_colour_drained(backend, away, options.drain_timeout)
     haproxy.set_colour_state(backend, away, "maint")
+    _keep_states(haproxy, backend, {to: "ready", away: "maint"}, ctx, options.state_file)
     timings["traffic_seconds"] = time.monotonic() - started
+    # A reload that began just before: its new process may take the admin socket over after the read-back above,
+    # with the state file saved before our commands. Look once more after it has had time to start.
+    time.sleep(RELOAD_SETTLE_SECONDS)
+    _keep_states(haproxy, backend, {to: "ready", away: "maint"}, ctx, options.state_file)
     ctx.say(f"HAProxy: {away} in maintenance after {timings['drain_seconds']:.2f} s of draining")
+
+
+def _keep_states(
+    haproxy: Runtime, backend: str, wanted: Mapping[str, str], ctx: deploy.Context, state_file: str | None
+) -> None:
+    """Read the colours' admin states back, and set again what a reload in between took away: HAProxy loads the
+    server-state file saved just before it reloads, which may predate what we just set. Then save the state file
+    (when known), so that the next reload loads these states. Failing to save only warns: traffic has moved."""
+    servers = haproxy.servers(backend)
+    for colour, state in wanted.items():
+        lost = [n for n in colour_servers(servers, colour) if servers[n].admin != state]
+        if lost:
+            ctx.say(f"HAProxy lost the admin state of {', '.join(lost)} (reloaded meanwhile?): setting {state} again")
+            haproxy.set_colour_state(backend, colour, state)
+    if state_file:
+        try:
+            haproxy.save_state(state_file)
+        except (DeployerError, OSError) as exc:
+            ctx.say(f"warning: HAProxy's server-state file {state_file} was not written: {exc}")
 
 
 def _restore(haproxy: Runtime, backend: str, *, old: str, new: str, ctx: deploy.Context) -> None:

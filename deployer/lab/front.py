@@ -191,5 +191,6 @@ def env_values(lab_root: Path, environ: Any = None) -> dict[str, str]:
     return {
         "AUTO_LAB_FRONT_URL": f"http://127.0.0.1:{front_port(environ)}",
         "AUTO_HAPROXY_SOCKET": str(FrontPaths(lab_root).socket),
+        "AUTO_HAPROXY_STATE_FILE": str(FrontPaths(lab_root).state),
         "AUTO_HAPROXY_BACKEND": BACKEND,
     }

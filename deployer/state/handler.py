@@ -45,6 +45,24 @@ _HANDSHAKE_TIMEOUT = 10.0
 _REQUEST_DEADLINE = 30.0  # seconds for a whole request to arrive: line, headers and body
 _IDLE_TIMEOUT = 30.0  # seconds a keep-alive connection may wait for its next request
 _BUSY = "the state database is busy; retry"
+# What SQLite says when the database's volume is full: SQLITE_FULL, or SQLITE_IOERR when the WAL cannot grow.
+_NO_SPACE = ("database or disk is full", "disk I/O error")
+_NO_SPACE_MESSAGE = "its disk is full (or failing): nothing was written; free space on the service's volume"
+
+
+def _no_space(exc: BaseException) -> bool:
+    """Whether SQLite failed for want of space: the error itself, or the one a failed ROLLBACK hides (SQLite rolls a
+    transaction back by itself on SQLITE_FULL, and the ROLLBACK after it then fails with "no transaction")."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, sqlite3.OperationalError) and any(sign in str(seen) for sign in _NO_SPACE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 # Query parameters the API knows: the access log names these (never their values), others as "*".
 _LOGGED_PARAMS = frozenset({"limit", "colour", "stack", "result", "owner", "force", "actor"})
 _VERSION_AT_END = re.compile(r" (HTTP/[0-9.]+)$")
@@ -308,6 +326,11 @@ class Handler(BaseHTTPRequestHandler):
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 self._send_json(503, {"error": _BUSY})
+            elif _no_space(exc):
+                # The transaction was rolled back: say what is wrong and that nothing was written, not "internal
+                # error" (a retry cannot help, and a client must not think the write may have been applied).
+                sys.stderr.write(f"cannot write on {self.command} {display(self.path.partition('?')[0], 100)}: {exc}\n")
+                self._send_json(507, {"error": _NO_SPACE_MESSAGE})
             else:
                 self._internal_error()
         except TimeoutError:

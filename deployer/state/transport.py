@@ -342,6 +342,12 @@ class Transport:
                 raise ConfigError(
                     f"cannot send {method} {path} to the environment-state service: {type(exc).__name__}"
                 ) from None
+            if response.status_code == 507:
+                # Insufficient storage: the service rolled the write back and says so; retrying cannot help.
+                raise StateUnavailableError(
+                    f"environment-state service at {self.base_url} cannot store anything (HTTP 507): "
+                    f"{self._error_message(response)}"
+                )
             if response.status_code >= 500:
                 last = f"HTTP {response.status_code}"
                 if not idempotent and response.status_code != 503 and not (write and response.status_code in _GATEWAY):

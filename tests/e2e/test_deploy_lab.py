@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from deployer.converge import UNSCHEDULABLE_GRACE_SECONDS
-from deployer.lab import certs
 from tests.support import http_get
 
 pytestmark = pytest.mark.lab
@@ -94,19 +88,6 @@ def test_create_then_update_then_rollback_command(lab, stack, tmp_path) -> None:
     assert running_images(service_of(lab, stack, "web")) == ["auto-lab/web:1"]
 
 
-def test_crashing_update_is_rolled_back_and_exits_3(lab, stack, tmp_path) -> None:
-    good = compose(tmp_path, "good.yml", {"web": ("auto-lab/web:1", FAST_UPDATE)})
-    assert deploy(lab, stack, good)[0] == 0
-    bad = compose(tmp_path, "bad.yml", {"web": ("auto-lab/web:2", [*CRASH, *FAST_UPDATE])})
-    code, summary, err = deploy(lab, stack, bad, extra=("--rollback-on-failure", "--timeout", "90"))
-    assert code == 3, err
-    assert summary["result"] == "rolled-back"
-    last = err.strip().splitlines()[-1]
-    assert last.startswith(f"Error: deploy of {stack} failed: {stack}_web: ")
-    assert last.endswith("; rolled back to the previous version")
-    assert running_images(service_of(lab, stack, "web")) == ["auto-lab/web:1"]
-
-
 def test_swarm_auto_rollback_still_exits_3(lab, stack, tmp_path) -> None:
     """docker/cli#6752: the CLI exits 0 after Swarm rolled back; we must not."""
     auto = [line.replace("failure_action: pause", "failure_action: rollback") for line in FAST_UPDATE]
@@ -126,36 +107,6 @@ def test_new_service_that_crashes_is_removed_with_rollback(lab, stack, tmp_path)
     assert "tasks keep failing" in err
     assert summary["rollback"][0]["detail"] == "removed (created by the failed deploy)"
     assert service_of(lab, stack, "web") is None
-
-
-def test_timeout_exits_3(lab, stack, tmp_path) -> None:
-    pending = ["deploy:", "  placement: {constraints: [node.labels.auto-lab-never == yes]}"]
-    f = compose(tmp_path, "pending.yml", {"web": ("auto-lab/web:1", pending)})
-    started = time.monotonic()
-    code, summary, err = deploy(lab, stack, f, extra=("--timeout", "4"))
-    assert code == 3, err
-    assert time.monotonic() - started < 30
-    assert summary["result"] == "timed-out"
-    # Swarm's own reason is in the message (the grace for an unschedulable task is longer than this timeout).
-    assert (
-        f"Error: deploy of {stack} did not converge within 4 s: {stack}_web: starting; task pending: "
-        "no suitable node (scheduling constraints not satisfied on 1 node) (0/1 running)"
-    ) in err
-
-
-def test_a_task_no_node_can_take_fails_the_deploy_after_the_grace_not_at_the_timeout(lab, stack, tmp_path) -> None:
-    pending = ["deploy:", "  placement: {constraints: [node.labels.auto-lab-never == yes]}"]
-    f = compose(tmp_path, "pending.yml", {"web": ("auto-lab/web:1", pending)})
-    started = time.monotonic()
-    code, summary, err = deploy(lab, stack, f, extra=("--timeout", "120"))
-    took = time.monotonic() - started
-    assert code == 3, err
-    assert UNSCHEDULABLE_GRACE_SECONDS <= took < UNSCHEDULABLE_GRACE_SECONDS + 20, took
-    assert summary["result"] == "failed"
-    assert (
-        f"Error: deploy of {stack} failed: {stack}_web: Swarm cannot schedule a task: "
-        "no suitable node (scheduling constraints not satisfied on 1 node) (0/1 running)"
-    ) in err
 
 
 def test_another_teams_broken_service_does_not_fail_this_deploy(lab, stack, tmp_path) -> None:
@@ -179,19 +130,6 @@ def test_dry_run_prints_the_command_and_touches_nothing(lab, stack, tmp_path) ->
     assert service_of(lab, stack, "web") is None
 
 
-def test_wrong_ca_is_refused_and_nothing_deployed(lab, stack, tmp_path) -> None:
-    wrong = certs.make_ca("not the lab CA")
-    bundle = certs.write_bundle(tmp_path / "wrong", wrong, certs.issue(wrong, "intruder", client=True))
-    f = compose(tmp_path, "svc.yml", {"web": ("auto-lab/web:1", [])})
-    proc = lab.cli("deploy", "--env", "lab", "--stack", stack, "-c", f, "--cert-dir", str(bundle))
-    assert proc.returncode == 4, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"Error: TLS with the Docker Engine at tcp://{BLUE}:2376 failed (certificate not trusted or client "
-        "certificate refused): check the CA and client certificate for this cluster"
-    )
-    assert service_of(lab, stack, "web") is None
-
-
 def test_unknown_environment_exits_2(lab) -> None:
     proc = lab.cli("resolve", "--env", "nowhere")
     assert proc.returncode == 2
@@ -203,60 +141,6 @@ def test_resolve_prints_live_colour(lab) -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["docker_host"] == f"tcp://{BLUE}:2376" and data["colour"] == "blue"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_state_service_down_is_a_clear_error_after_bounded_retries(lab) -> None:
-    env = {**lab.env, "AUTO_STATE_URL": f"http://127.0.0.1:{_free_port()}", "AUTO_STATE_RETRIES": "2"}
-    env.pop("AUTO_STATE_CA", None)
-    started = time.monotonic()
-    proc = lab.cli("resolve", "--env", "lab", env=env)
-    assert proc.returncode == 4
-    assert time.monotonic() - started < 20
-    line = proc.stderr.strip()
-    assert line.startswith("Error: environment-state service at http://127.0.0.1:") and "after 3 attempts" in line
-
-
-def test_malformed_state_answer_is_refused(lab, tmp_path) -> None:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            body = json.dumps(
-                {
-                    "name": "lab",
-                    "live_colour": "blue",
-                    "revision": 1,
-                    "clusters": {
-                        "blue": {"manager_address": "10.213.1.300", "docker_port": 2376, "live": True, "stacks": []},
-                        "green": {"manager_address": "10.213.2.2", "docker_port": 2376, "live": False, "stacks": []},
-                    },
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        env = {**lab.env, "AUTO_STATE_URL": f"http://127.0.0.1:{server.server_address[1]}"}
-        env.pop("AUTO_STATE_CA", None)
-        f = compose(tmp_path, "svc.yml", {"web": ("auto-lab/web:1", [])})
-        proc = lab.cli("deploy", "--env", "lab", "--stack", "never", "-c", f, env=env)
-    finally:
-        server.shutdown()
-    assert proc.returncode == 4
-    assert proc.stderr.startswith("Error: ") and "10.213.1.300" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_no_secret_in_any_output(lab, stack, tmp_path) -> None:

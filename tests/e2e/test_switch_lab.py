@@ -157,32 +157,3 @@ def test_crashed_switch_leaves_a_lock_that_expires_and_the_next_switch_recovers(
     took_over = [e for e in state(lab).history("lab", limit=30) if e["kind"] == "locked"]
     assert "took_over_expired_from" in took_over[0]["detail"]
     assert lab.cli("switch", "--env", "lab", "--to", front["live"]).returncode == 0
-
-
-def test_compare_and_set_conflict_puts_traffic_back(lab) -> None:
-    """Someone flips the live colour between our read and our write: a clear error, traffic back."""
-    from deployer import deploy, runner, switch
-    from deployer.errors import StateConflictError
-    from deployer.tls import load_material
-
-    client = state(lab)
-    lab_env = client.get_environment("lab")
-    name = f"cas-{uuid.uuid4().hex[:6]}"
-    clusters = {c: (lab_env.clusters[c].manager_address, lab_env.clusters[c].docker_port) for c in ("blue", "green")}
-    client.put_environment(name, lab_env.live_colour, clusters)
-    rival = state(lab)
-
-    class Racing(StateClient):
-        def switch(self, env_name, expected_live, to, **kwargs):
-            rival.switch(env_name, expected_live, to, actor="rival")  # wins the race
-            return super().switch(env_name, expected_live, to, **kwargs)
-
-    racing = Racing.from_env(lab.env)
-    ctx = deploy.Context(state=racing, runner=runner.run, environ=lab.env)
-    material = load_material(None, lab.env)
-    with pytest.raises(StateConflictError) as err:
-        switch.switch(name, switch.SwitchOptions(), material, ctx, Runtime(lab.env["AUTO_HAPROXY_SOCKET"]))
-    assert str(err.value).startswith("live colour is ")
-    assert err.value.exit_code == 4
-    assert admin_states(lab)[lab_env.live_colour] == "ready"
-    assert client.lock_status(name) is None

@@ -24,6 +24,7 @@ from deployer.lab import certs
 from deployer.state.client import StateClient
 from deployer.tls import TLSMaterial, load_material, private_cert_dir
 from tests.orchestration.engine_api import ScriptedEngine, service, task
+from tests.orchestration.haproxy_socket import HAProxySocket, Server
 from tests.orchestration.harness import ENVIRON, StateServer
 from tests.orchestration.recording import RecordingRunner
 
@@ -145,10 +146,14 @@ def test_a_switch_to_an_idle_cluster_that_refuses_connections(
     tls_rig: TLSRig, material: TLSMaterial, tmp_path: Path
 ) -> None:
     web_running(tls_rig)
-    nowhere = Runtime(str(tmp_path / "no-haproxy.sock"))  # never reached: the switch stops before traffic
+    # HAProxy answers (the switch reads its servers first) and is never told to move traffic.
+    haproxy = HAProxySocket(
+        str(tmp_path / "admin.sock"),
+        {"blue": Server("blue", "127.0.0.1", admin="ready"), "green": Server("green", "127.0.0.1", admin="maint")},
+    ).start()
 
     with pytest.raises(DockerUnavailableError) as err:
-        switch.switch(ENV, switch.SwitchOptions(timeout=2), material, tls_rig.context(), nowhere)
+        switch.switch(ENV, switch.SwitchOptions(timeout=2), material, tls_rig.context(), Runtime(haproxy.path))
 
     assert str(err.value) == (
         f"the Docker Engine at tcp://127.0.0.1:{tls_rig.refused_port} is unreachable: check the cluster is up"
@@ -157,6 +162,8 @@ def test_a_switch_to_an_idle_cluster_that_refuses_connections(
     assert tls_rig.state.lock_status(ENV) is None
     (audit,) = [e for e in tls_rig.state.history(ENV) if e["kind"] == "switch"]
     assert audit["detail"]["result"] == "failed"
+    assert haproxy.set_commands == []
+    haproxy.stop()
 
 
 def test_a_server_certificate_for_another_address_is_refused(

@@ -210,3 +210,40 @@ def test_the_idle_colour_kept_service_must_run_before_traffic_moves(rig: Rig) ->
     assert "auto_web: 0/1 running, updating; task starting" in said
     assert "auto_web: 1/1 running, unchanged, running" in said
     assert said.index("auto_web: 1/1 running, unchanged, running") < said.index("HAProxy: green ready, blue draining")
+
+
+def test_a_reload_right_after_traffic_moved_is_undone_and_the_state_file_holds_the_switch(rig: Rig, tmp_path) -> None:
+    release(rig)
+    replays_on_green(rig)
+    state_file = tmp_path / "server-state"
+    saves: list[str] = []
+
+    def reload_with_an_old_file() -> None:
+        # The first save after traffic moved: a reload that began before it now loads an older state file.
+        saves.append("save")
+        if len(saves) == 1:
+            rig.haproxy.servers["blue"].admin, rig.haproxy.servers["green"].admin = "ready", "maint"
+
+    rig.haproxy.hooks["show servers state"] = reload_with_an_old_file
+
+    report = run_switch(rig, state_file=str(state_file))
+
+    assert report.result == "switched"
+    assert rig.haproxy.admin_states() == {"blue": "maint", "green": "ready"}
+    assert len(saves) == 2  # once after traffic moved, once after the second look
+    assert rig.haproxy.set_commands[-2:] == ["set server app/green state ready", "set server app/blue state maint"]
+    assert any("HAProxy lost the admin state of" in line for line in rig.said())
+    lines = state_file.read_text().splitlines()
+    assert lines[0] == "1"  # HAProxy's server-state file format version
+    columns = lines[1].lstrip("# ").split()
+    rows = [dict(zip(columns, line.split(), strict=False)) for line in lines[2:] if line.strip()]
+    assert {r["srv_name"]: r["srv_admin_state"] for r in rows} == {"blue": "1", "green": "0"}  # maint, ready
+
+
+def test_a_state_file_that_cannot_be_written_only_warns(rig: Rig, tmp_path) -> None:
+    release(rig)
+    replays_on_green(rig)
+    (tmp_path / "a-file").write_text("")
+    report = run_switch(rig, state_file=str(tmp_path / "a-file" / "server-state"))  # its "directory" is a file
+    assert report.result == "switched"
+    assert any("warning: HAProxy's server-state file" in line for line in rig.said())

@@ -131,7 +131,7 @@ def test_an_idle_cluster_that_is_down_is_refused_before_anything_moves(rig: Rig)
     message = "the Docker Engine at tcp://10.213.2.2:2376 is unreachable: check the cluster is up"
     assert str(err.value) == message
     assert err.value.exit_code == EXIT_REFUSED
-    assert rig.haproxy.commands == [] and rig.runner.calls == []
+    assert rig.haproxy.set_commands == [] and rig.runner.calls == []  # HAProxy read, never changed
     assert rig.haproxy.admin_states() == {"blue": "ready", "green": "maint"}
     assert_failed_and_released(rig, message)
 
@@ -151,7 +151,7 @@ def test_a_replay_that_fails_on_the_idle_colour_moves_no_traffic(rig: Rig) -> No
     )
     assert str(err.value) == message
     assert err.value.exit_code == EXIT_NOT_CONVERGED
-    assert rig.haproxy.commands == []
+    assert rig.haproxy.set_commands == []  # read, never changed
     assert_failed_and_released(rig, message)
 
 
@@ -166,7 +166,7 @@ def test_an_idle_colour_that_does_not_converge_moves_no_traffic(rig: Rig) -> Non
 
     message = "the idle colour green did not converge: auto_web: updating; traffic not moved"
     assert str(err.value) == message
-    assert rig.haproxy.commands == []
+    assert rig.haproxy.set_commands == []  # read, never changed
     assert_failed_and_released(rig, message)
 
 
@@ -251,3 +251,62 @@ def test_a_switch_that_waited_for_another_switch_does_not_switch_back(rig: Rig) 
     ]
     assert rig.state.get_environment(ENV).live_colour == "green"
     assert [e["actor"] for e in rig.state.history(ENV) if e["kind"] == "switched"] == ["bob"]
+
+
+def test_haproxy_down_is_refused_before_the_replay(rig: Rig) -> None:
+    """HAProxy not answering: refused at once (exit 4), before a replay that could only end in the same error."""
+    release(rig)
+    rig.haproxy.stop()
+
+    with pytest.raises(HAProxyError) as err:
+        run_switch(rig)
+
+    message = f"HAProxy admin socket {rig.haproxy.path} is not answering: is HAProxy running?"
+    assert str(err.value) == message
+    assert err.value.exit_code == EXIT_REFUSED
+    assert rig.runner.calls == []  # nothing replayed on the idle colour
+    assert_failed_and_released(rig, message)
+
+
+def test_an_admin_state_a_reload_took_away_is_set_again(rig: Rig) -> None:
+    """A reload loads the server-state file saved just before it: it may predate the switch's last command and put
+    the new colour back in maint. The switch reads the states back and sets again what was lost."""
+    release(rig)
+    replays_on_green(rig)
+
+    def reload_with_an_old_state_file() -> None:
+        rig.haproxy.servers["green"].admin = "maint"
+
+    rig.haproxy.hooks["set server app/blue state maint"] = reload_with_an_old_state_file
+
+    report = run_switch(rig)
+
+    assert report.result == "switched"
+    assert rig.haproxy.admin_states() == {"blue": "maint", "green": "ready"}
+    assert rig.haproxy.set_commands[-1] == "set server app/green state ready"
+    assert "HAProxy lost the admin state of green (reloaded meanwhile?): setting ready again" in rig.said()
+
+
+def test_a_reload_during_the_health_wait_does_not_leave_the_idle_colour_in_maint(rig: Rig) -> None:
+    """A reload right after the switch put the idle colour in drain loads an older state file: maint, where no
+    check runs. The wait for its health puts it back in drain instead of waiting out the timeout."""
+    release(rig)
+    replays_on_green(rig)
+    reloaded: list[bool] = []
+
+    def reload_with_an_old_state_file() -> None:
+        if not reloaded and rig.haproxy.servers["green"].admin == "drain":
+            reloaded.append(True)
+            rig.haproxy.servers["green"].admin = "maint"
+
+    rig.haproxy.hooks["show stat"] = reload_with_an_old_state_file
+
+    report = run_switch(rig)
+
+    assert reloaded and report.result == "switched"
+    assert rig.haproxy.set_commands[:3] == [
+        "set server app/green state drain",
+        "set server app/green state drain",  # again, after the reload took it away
+        "set server app/green state ready",
+    ]
+    assert rig.haproxy.admin_states() == {"blue": "maint", "green": "ready"}

@@ -260,3 +260,21 @@ def test_the_final_message_names_the_node_that_died() -> None:
         "Swarm cannot schedule a task: no suitable node (1 node not available for new tasks); "
         "node blue-worker-2 is down",
     )
+
+
+def test_tasks_that_end_by_themselves_count_as_failures() -> None:
+    """A task Swarm stopped for failing its health check ends "complete" (exit 0) when its process exits 0 on
+    SIGTERM: it says "finished", never "unhealthy". Three of them fail a new service, as three crashes do."""
+    ended = [task(f"e{i}", NEW, "complete", "shutdown") for i in range(MAX_FAILURES)]
+    for t in ended:
+        t["Status"].update(Message="finished", ContainerStatus={"ExitCode": 0})
+    result = judge(CREATED, service(NEW, replicas=1), [*ended, task("a", NEW, "starting")])
+    assert result.phase == "failed"
+    assert result.detail == (
+        "tasks keep failing (3 failed; last: the task ended (exit 0): its container stopped by itself or failed its "
+        "health check)"
+    )
+    # An old task shut down by an update is no failure, whatever its state.
+    update = {"State": "completed", "StartedAt": "2026-11-25T06:31:00Z"}
+    old = [task(f"o{i}", OLD, "complete", "shutdown") for i in range(MAX_FAILURES)]
+    assert judge(EXISTED, service(NEW, update=update), [task("a", NEW), task("b", NEW), *old]).phase == "converged"

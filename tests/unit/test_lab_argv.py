@@ -95,6 +95,7 @@ def test_env_lines_are_quoted_exports(tmp_path) -> None:
         f"export AUTO_DOCKER_CERT_PATH='{tmp_path}/a b/certs/client'",
         "export AUTO_LAB_FRONT_URL=http://127.0.0.1:18000",
         f"export AUTO_HAPROXY_SOCKET='{tmp_path}/a b/haproxy/admin.sock'",
+        f"export AUTO_HAPROXY_STATE_FILE='{tmp_path}/a b/haproxy/server-state'",
         "export AUTO_HAPROXY_BACKEND=app",
     ]
 

@@ -57,3 +57,16 @@ def test_a_newer_idle_deploy_whose_service_is_gone_is_replayed_from_live() -> No
     idle = [record(7, "auto", ["api"])]
     plan, kept = replay_plan(live, idle, running={"auto_api"}, idle_running=set())
     assert [(r.deployment["id"], r.services) for r in plan] == [(4, ("api",))] and kept == []
+
+
+def test_the_image_override_has_the_recorded_files_compose_version(tmp_path: Path) -> None:
+    """docker stack deploy refuses to merge files of different compose versions ("version mismatched between two
+    composefiles : 3.8 and 3.13"): the override says the version the recorded files say."""
+    rec = record(5, "orders", ["orders"], compose=[
+        {"file": "docker-stack.yml", "content": 'version: "3.8"\nservices:\n  orders: {image: x}\n'},
+    ])  # fmt: skip
+    paths = replay_files(Replay(rec, ("orders",)), tmp_path)
+    assert yaml.safe_load(Path(paths[-1]).read_text()) == {
+        "services": {"orders": {"image": "img/orders:5"}},
+        "version": "3.8",
+    }
