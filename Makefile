@@ -21,7 +21,7 @@ GCL_STAMP := $(GCL_PREFIX)/.gitlab-ci-local-$(GCL_VERSION)
 .PHONY: help system venv test unit lint demo lab-up lab-down bench bench-docs bench-lint clean docs corpus gitlab-ci-local
 
 help:
-	@echo "make demo  - set up, start the lab, deploy v1 live and v2 idle, switch under load"
+	@echo "make demo  - set up, start the lab: a new service from the template to live, documented, switched under load"
 	@echo "make test  - set up and run the whole suite (lint, unit, state service, lab end-to-end)"
 	@echo "make docs  - build the docs portal (platform guide, sample services) into public/"
 	@echo "make lint | make lab-down | make bench | make clean"
@@ -80,6 +80,8 @@ lab-up: system $(STAMP)
 lab-down: $(STAMP)
 	$(BIN)/auto-deploy lab down
 
+# A service baked from cookiecutter-auto-service, tested, built, deployed v1 live and v2 idle, documented in the portal
+# (served on 127.0.0.1:18800), switched under load, the portal rebuilt (deployer/lab/demo.py; README: make demo).
 demo: lab-up
 	$(PY) -m deployer.lab.demo
 

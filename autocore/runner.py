@@ -7,6 +7,7 @@ package to install, which variable to set) at its boundary.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -74,6 +75,60 @@ def spawn(
             )
         except FileNotFoundError as exc:
             raise ProgramNotFoundError(argv[0]) from exc
+
+
+def execute_interruptible(
+    argv: Sequence[str],
+    *,
+    stdout: Path,
+    stderr: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 600,
+    grace: float = 30,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` to its end, its output written to the files ``stdout`` and ``stderr`` (returned as text too).
+
+    On Ctrl-C or SIGTERM (a ``KeyboardInterrupt`` here) the child gets one SIGINT and up to ``grace`` seconds
+    to unwind (``auto-deploy`` releases its lock and removes its key material), SIGKILL after that; then the
+    interruption goes on. ``subprocess.run`` would kill it after a quarter of a second. The child has its own
+    process group: a terminal's Ctrl-C reaches only us, so it gets exactly one SIGINT, never a second one in the
+    middle of its cleanup.
+    """
+    argv = list(argv)
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        try:
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=_env(env), cwd=cwd, process_group=0
+            )
+        except FileNotFoundError as exc:
+            raise ProgramNotFoundError(argv[0]) from exc
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            _stop(process, grace)
+            raise CommandTimedOutError(argv, exc.timeout) from exc
+        except KeyboardInterrupt:
+            _stop(process, grace)
+            raise
+    return subprocess.CompletedProcess(
+        argv, code, Path(stdout).read_text(errors="replace"), Path(stderr).read_text(errors="replace")
+    )
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float) -> None:
+    """One SIGINT, ``grace`` seconds to exit, then SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+        process.kill()
+        process.wait()
+        raise
 
 
 def _env(env: Mapping[str, str] | None) -> dict[str, str] | None:

@@ -43,6 +43,9 @@ MAX_ARCHIVE_MEMBERS = 10 * MAX_DOC_FILES
 TIMEOUT = (5.0, 30.0)  # connect, and each read: a silent server is given up on
 FETCH_SECONDS = 120.0  # the whole of one fetch: a server that trickles its answer is given up on too
 _CHUNK = 65536
+# Comma-separated host names: when set, no other host is contacted (its service is quarantined, one warning). The lab's
+# demo sets 127.0.0.1: a lab's environment may record services whose docs live on hosts it must never reach.
+FETCH_HOSTS_ENV = "AUTO_DOCS_FETCH_HOSTS"
 DOC_SUFFIXES = frozenset({".md", ".png", ".jpg", ".jpeg", ".gif", ".webp"})
 
 
@@ -98,6 +101,9 @@ class Fetcher:
         """
         if not url.startswith("https://"):
             raise SourceError(f"{shown_url(url)}: only https:// URLs are fetched")
+        hosts = {host.strip() for host in os.environ.get(FETCH_HOSTS_ENV, "").split(",") if host.strip()}
+        if hosts and urlsplit(url).hostname not in hosts:
+            raise SourceError(f"{shown_url(url)}: not fetched, its host is not in {FETCH_HOSTS_ENV}")
         budget = FETCH_SECONDS
         deadline = time.monotonic() + budget
         outcome: list[bytes | Exception] = []

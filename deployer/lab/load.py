@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -34,12 +35,22 @@ class LoadResult:
 class Load:
     """``connections`` keep-alive clients sending GET requests to ``url`` until stopped."""
 
-    def __init__(self, url: str, *, connections: int = 4, max_seconds: float = MAX_SECONDS) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connections: int = 4,
+        max_seconds: float = MAX_SECONDS,
+        label: Callable[[str], str] | None = None,
+    ) -> None:
+        """``label`` names an answer's body in the counts (the version a JSON document says, say); the body itself by
+        default. A body it cannot label (it raises ValueError) counts as a failed request."""
         parts = urlsplit(url)
         if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the lab's load generator only targets loopback")
         self.host, self.port, self.path = parts.hostname, parts.port or 80, parts.path or "/"
         self.connections = connections
+        self.label = label
         self.max_seconds = min(max_seconds, MAX_SECONDS)
         self.result = LoadResult()
         self._lock = threading.Lock()
@@ -57,6 +68,11 @@ class Load:
                 body = response.read().decode(errors="replace").strip()
                 ok = response.status == 200
                 error = None if ok else f"HTTP {response.status}"
+                if ok and self.label is not None:
+                    try:
+                        body = self.label(body)
+                    except ValueError as exc:
+                        ok, error = False, f"unexpected answer: {exc}"
             except (OSError, http.client.HTTPException) as exc:
                 ok, body, error = False, "", f"{type(exc).__name__}: {exc}"
                 conn.close()
