@@ -76,7 +76,7 @@ class Context:
     state: Any  # deployer.state.client.StateClient
     runner: Runner
     connect: engine.Connector = engine.connect
-    out: TextIO = sys.stderr
+    out: TextIO = field(default_factory=lambda: sys.stderr)  # the stream at construction (a test may capture it)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock_start: float = field(default_factory=time.monotonic)
     lock_wait: float = lock.DEFAULT_WAIT
