@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deployer.haproxy import Runtime
 from deployer.lab.load import Load, LoadResult
 from deployer.state.client import StateClient
 from tests.faults.matrix import Row, row
@@ -244,3 +245,17 @@ class Case:
 def case(lab: Lab, number: int) -> Case:
     """Case ``number`` of the matrix, to run in a ``with``."""
     return Case(lab, row(number))
+
+
+def services_of(lab: Lab, colour: str, stack: str) -> list[str]:
+    """The names of the stack's services on a colour."""
+    api = lab.docker(colour)
+    try:
+        return sorted(s["Spec"]["Name"] for s in api.services(filters={"label": f"com.docker.stack.namespace={stack}"}))
+    finally:
+        api.close()
+
+
+def admin_states(lab: Lab) -> dict[str, str]:
+    """Each HAProxy server of the lab's backend and its admin state."""
+    return {name: s.admin for name, s in Runtime(lab.env["AUTO_HAPROXY_SOCKET"]).servers("app").items()}

@@ -29,6 +29,7 @@ from tests.faults.harness import (
     compose,
     deploy_args,
     records,
+    services_of,
     stack_name,
     state,
     summary,
@@ -58,15 +59,6 @@ def running_images(lab: Lab, colour: str, service: str) -> list[str]:
     finally:
         api.close()
     return sorted(t["Spec"]["ContainerSpec"]["Image"].split("@")[0] for t in tasks if t["Status"]["State"] == "running")
-
-
-def services_of(lab: Lab, colour: str, stack: str) -> list[str]:
-    """The names of the stack's services on a colour."""
-    api = lab.docker(colour)
-    try:
-        return sorted(s["Spec"]["Name"] for s in api.services(filters={"label": f"com.docker.stack.namespace={stack}"}))
-    finally:
-        api.close()
 
 
 def unlocked(lab: Lab) -> None:

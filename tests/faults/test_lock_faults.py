@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from deployer.haproxy import Runtime
 from tests.faults.harness import (
     FAST_DEPLOY,
     Background,
+    admin_states,
     compose,
     deploy_args,
     error_line,
@@ -52,10 +52,6 @@ def locked(lab: Lab) -> bool:
 
 def lock_kinds(events: list[dict]) -> list[str]:
     return [e["kind"] for e in events if e["kind"] in ("locked", "unlocked", "lock_forced")]
-
-
-def admin_states(lab: Lab) -> dict[str, str]:
-    return {name: s.admin for name, s in Runtime(lab.env["AUTO_HAPROXY_SOCKET"]).servers("app").items()}
 
 
 def test_case_12_two_pipelines_deploy_to_the_same_environment_at_once(lab: Lab, front, fault, stacks, tmp_path) -> None:

@@ -19,11 +19,20 @@ from typing import Any
 
 import pytest
 
-from deployer.haproxy import Runtime
 from deployer.lab import daemons, registry
 from deployer.lab import lab as lab_module
 from deployer.lab.layout import CLUSTERS, LabPaths, lab_dir
-from tests.faults.harness import Background, compose, deploy_args, record, records, stack_name, state, wait_for
+from tests.faults.harness import (
+    Background,
+    admin_states,
+    compose,
+    deploy_args,
+    record,
+    records,
+    stack_name,
+    state,
+    wait_for,
+)
 from tests.support import FRONT_STACK, Lab, other_colour, unavailable
 
 pytestmark = pytest.mark.lab
@@ -134,10 +143,6 @@ def test_case_19_the_link_between_the_manager_and_a_worker_is_cut(
         assert state(lab).lock_status("lab") is None
         rerun = lab.cli(*args, env=multinode)
         assert rerun.returncode == 0, rerun.stderr
-
-
-def admin_states(lab: Lab) -> dict[str, str]:
-    return {name: s.admin for name, s in Runtime(lab.env["AUTO_HAPROXY_SOCKET"]).servers("app").items()}
 
 
 def node_down(lab: Lab, colour: str, hostname: str) -> bool:

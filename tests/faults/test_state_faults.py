@@ -36,6 +36,7 @@ from tests.faults.harness import (
     compose,
     deploy_args,
     records,
+    services_of,
     stack_name,
     state,
     summary,
@@ -69,15 +70,6 @@ def stack(lab: Lab) -> Iterator[str]:
 def app(tmp_path: Path) -> str:
     """A one-service compose file that converges in a few seconds."""
     return compose(tmp_path, "app.yml", {"web": ("auto-lab/web:1", FAST_DEPLOY)})
-
-
-def services_of(lab: Lab, colour: str, stack: str) -> list[str]:
-    """The stack's services on a colour."""
-    api = lab.docker(colour)
-    try:
-        return sorted(s["Spec"]["Name"] for s in api.services(filters={"label": f"com.docker.stack.namespace={stack}"}))
-    finally:
-        api.close()
 
 
 def kill_state_service() -> int:

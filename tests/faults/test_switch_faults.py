@@ -24,17 +24,13 @@ from deployer.lab import lab as lab_module
 from deployer.lab.layout import lab_dir
 from deployer.lab.processes import read_pid
 from deployer.state.client import StateClient
-from tests.faults.harness import Background, record, state, wait_for
+from tests.faults.harness import Background, admin_states, record, state, wait_for
 from tests.support import FRONT_STACK, Lab, front_deploy_args, other_colour
 
 pytestmark = pytest.mark.lab
 
 FRONT = front_module.FrontPaths(lab_dir())
 RELOADS = 3
-
-
-def admin_states(lab: Lab) -> dict[str, str]:
-    return {name: s.admin for name, s in Runtime(lab.env["AUTO_HAPROXY_SOCKET"]).servers("app").items()}
 
 
 @pytest.fixture(scope="module")
