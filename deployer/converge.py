@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import docker.errors
@@ -85,6 +85,9 @@ class ServiceState:
     changed: bool = True
     update_state: str | None = None
     image: str | None = None
+    # What a waiting service with a task no node can take will be called if the deploy ends now (another
+    # service failed): Swarm's reason, not "starting", whether or not this task has outlived the grace yet.
+    unschedulable: str | None = field(default=None, compare=False)
 
     def line(self) -> str:
         """A progress line for humans."""
@@ -205,8 +208,8 @@ def assess(
     update_state = fresh_update.get("State") if fresh_update else None
     image = _image(template)
 
-    def state(phase: Phase, running: int, detail: str) -> ServiceState:
-        return ServiceState(before.name, phase, running, desired, detail, changed, update_state, image)
+    def state(phase: Phase, running: int, detail: str, unschedulable: str | None = None) -> ServiceState:
+        return ServiceState(before.name, phase, running, desired, detail, changed, update_state, image, unschedulable)
 
     if update_state and update_state.startswith("rollback"):
         message = fresh_update.get("Message", "") if fresh_update else ""
@@ -243,17 +246,18 @@ def assess(
     if len(running) < desired:
         waiting = [t for t in current if t.get("DesiredState") == "running" and t not in running]
         stuck = [t for t in waiting if unschedulable(t)]
+        cannot_schedule = None
         if stuck:
             first = min(stuck, key=lambda t: (pending_since or {}).get(t.get("ID", ""), now))
+            cannot_schedule = f"Swarm cannot schedule a task: {_status(first).get('Err')}{on_down_nodes}"
             if now - (pending_since or {}).get(first.get("ID", ""), now) >= UNSCHEDULABLE_GRACE_SECONDS:
-                why = _status(first).get("Err")
-                return state("failed", len(running), f"Swarm cannot schedule a task: {why}{on_down_nodes}")
+                return state("failed", len(running), cannot_schedule)
         detail = f"update {update_state}" if update_state else ("starting" if before.created else "updating")
         if failures:
             detail += f", {len(failures)} task(s) failed"
         if waiting:  # Swarm's own word on the newest task that is not running yet
             detail += f"; {swarm_says(max(waiting, key=lambda t: _status(t).get('Timestamp', '')))}"
-        return state("waiting", len(running), detail + on_down_nodes)
+        return state("waiting", len(running), detail + on_down_nodes, cannot_schedule)
     if stale:
         return state("waiting", len(running), f"{len(stale)} old task(s) still running")
     if fresh_update and update_state != "completed":
@@ -449,14 +453,22 @@ class Watcher:
                 if last.get(s.name) != s.line():
                     last[s.name] = s.line()
                     on_change(s)
-            if any(s.phase == "failed" for s in states) or all(s.phase == "converged" for s in states):
+            if any(s.phase == "failed" for s in states):
+                return [_ending(s) for s in states], False
+            if all(s.phase == "converged" for s in states):
                 return states, False
             if self.clock() >= deadline:
                 return states, True
             self.sleep(min(self.interval, max(0.0, deadline - self.clock())))
 
 
+def _ending(state: ServiceState) -> ServiceState:
+    """A service as the failed deploy leaves it: one still waiting on a task no node can take fails with Swarm's
+    reason too (three such services fail together, not one of them and two said to be "starting")."""
+    if state.phase == "waiting" and state.unschedulable:
+        return replace(state, phase="failed", detail=state.unschedulable)
+    return state
+
+
 def _with_detail(state: ServiceState, detail: str) -> ServiceState:
-    return ServiceState(
-        state.name, state.phase, state.running, state.desired, detail, state.changed, state.update_state, state.image
-    )
+    return replace(state, detail=detail)

@@ -278,3 +278,41 @@ def test_tasks_that_end_by_themselves_count_as_failures() -> None:
     update = {"State": "completed", "StartedAt": "2026-11-25T06:31:00Z"}
     old = [task(f"o{i}", OLD, "complete", "shutdown") for i in range(MAX_FAILURES)]
     assert judge(EXISTED, service(NEW, update=update), [task("a", NEW), task("b", NEW), *old]).phase == "converged"
+
+
+class _TwoStuckServices:
+    """An Engine's answers for two new services whose tasks no node can take; the second one's task appears a
+    poll later than the first's (as on the lab, where Swarm creates a stack's services one after another)."""
+
+    def nodes(self):
+        return []
+
+    def inspect_service(self, name):
+        return {**service(NEW, replicas=1), "ID": name}
+
+    def tasks(self, filters):
+        if filters["service"] == "auto_port":
+            return [task("p", NEW, state="pending", err=PORT_HELD)]
+        return [task("m", NEW, state="pending", err="no suitable node (insufficient resources on 1 node)")]
+
+
+def test_services_still_inside_the_grace_fail_with_swarms_reason_when_the_deploy_ends() -> None:
+    from deployer.converge import Watcher
+
+    clock = [0.0]
+    watcher = Watcher(
+        api=_TwoStuckServices(), clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s)
+    )
+    befores = {"auto_port": Before("auto_port", exists=False), "auto_memory": Before("auto_memory", exists=False)}
+    watcher._pending_since["m"] = 1.0  # seen a poll after "p"
+    states, timed_out = watcher.wait(befores, timeout=120)
+    assert not timed_out
+    assert [(s.name, s.phase, s.detail) for s in states] == [
+        ("auto_port", "failed", f"Swarm cannot schedule a task: {PORT_HELD}"),
+        (
+            "auto_memory",
+            "failed",
+            "Swarm cannot schedule a task: no suitable node (insufficient resources on 1 node)",
+        ),
+    ]
+    assert clock[0] < UNSCHEDULABLE_GRACE_SECONDS + 2  # ended by the first task's grace, not the second's
