@@ -88,7 +88,7 @@ LAB_CLUSTERS = {"blue": ("10.213.1.2", 2376), "green": ("10.213.2.2", 2376)}
 
 
 @pytest.fixture
-def lab(client: StateClient) -> StateClient:
+def lab_env(client: StateClient) -> StateClient:
     """``client`` after creating environment ``lab`` with blue live."""
     client.put_environment("lab", "blue", LAB_CLUSTERS, actor="setup")
     return client

@@ -208,7 +208,7 @@ class _LossyProxy:
 
 
 @pytest.fixture
-def lossy(state: Any, lab: StateClient) -> Iterator[Callable[[int], _LossyProxy]]:
+def lossy(state: Any, lab_env: StateClient) -> Iterator[Callable[[int], _LossyProxy]]:
     proxies: list[_LossyProxy] = []
 
     def start(drop: int) -> _LossyProxy:
@@ -220,23 +220,23 @@ def lossy(state: Any, lab: StateClient) -> Iterator[Callable[[int], _LossyProxy]
         proxy.close()
 
 
-def test_a_lost_answer_to_a_write_is_resent_and_applied_once(lossy: Any, lab: StateClient) -> None:
+def test_a_lost_answer_to_a_write_is_resent_and_applied_once(lossy: Any, lab_env: StateClient) -> None:
     """Problem 2: "may have been applied" for writes that were not; now the client finds out by resending."""
     proxy = lossy(2)
     client = StateClient(proxy.url, token=TOKEN, retries=3, sleep=no_sleep)
     event_id = client.record_event("lab", kind="deploy", actor="alice", result="converged", detail={"n": 1})
     assert len(proxy.keys) == 3 and len(set(proxy.keys)) == 1 and proxy.keys[0]  # one key, three attempts
-    history = lab.history("lab")
+    history = lab_env.history("lab")
     assert [e["kind"] for e in history] == ["deploy", "created"]  # applied by the first, once
     assert history[0]["id"] == event_id
 
 
-def test_a_lost_switch_answer_is_not_a_conflict_on_resend(lossy: Any, lab: StateClient) -> None:
+def test_a_lost_switch_answer_is_not_a_conflict_on_resend(lossy: Any, lab_env: StateClient) -> None:
     proxy = lossy(1)
     client = StateClient(proxy.url, token=TOKEN, retries=1, sleep=no_sleep)
     env = client.switch("lab", "blue", "green", actor="bob")  # without the key, the resend would be a 409
     assert (env.live_colour, env.revision) == ("green", 2)
-    assert [e["kind"] for e in lab.history("lab")] == ["switched", "created"]
+    assert [e["kind"] for e in lab_env.history("lab")] == ["switched", "created"]
 
 
 def test_writes_are_not_resent_without_retries(lossy: Any) -> None:
@@ -258,7 +258,7 @@ def test_a_write_is_resent_after_a_gateway_error(scripted_server: Any, status: i
     assert len(server.requests) == 2
 
 
-def test_each_write_has_its_own_key(state: Any, lab: StateClient) -> None:
+def test_each_write_has_its_own_key(state: Any, lab_env: StateClient) -> None:
     proxy = _LossyProxy(state.url, 0)
     try:
         client = StateClient(proxy.url, token=TOKEN, retries=0)
@@ -268,7 +268,7 @@ def test_each_write_has_its_own_key(state: Any, lab: StateClient) -> None:
     finally:
         proxy.close()
     assert len(set(proxy.keys)) == 3
-    assert len(lab.history("lab")) == 3
+    assert len(lab_env.history("lab")) == 3
 
 
 # ---- 5. malformed answers and settings: one line, never a traceback
@@ -422,9 +422,9 @@ def test_answers_still_round_trip_through_the_real_service(client: StateClient) 
 
 
 def test_history_shows_other_peoples_text_on_one_line_with_escapes(
-    state: Any, lab: StateClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    state: Any, lab_env: StateClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lab.record_event(
+    lab_env.record_event(
         "lab",
         kind="switch",
         actor="ci",

@@ -29,16 +29,16 @@ def _deploy(client: StateClient, colour: str = "blue", result: str = "succeeded"
 # ---- audit events
 
 
-def test_events_are_recorded_and_listed_in_history(lab: StateClient) -> None:
+def test_events_are_recorded_and_listed_in_history(lab_env: StateClient) -> None:
     detail = {"stack": "demo", "colour": "green", "message": "3/3 converged", "services": [{"name": "web"}]}
-    first = lab.record_event(
+    first = lab_env.record_event(
         "lab", kind="deploy", actor="alice", result="converged", detail=detail, job_url="https://ci.example/7"
     )
-    second = lab.record_event("lab", kind="rollback", actor="bob", result="rolled_back", detail={})
-    third = lab.record_event("lab", kind="switch", actor="carol", result="switched", detail={"to": "green"})
+    second = lab_env.record_event("lab", kind="rollback", actor="bob", result="rolled_back", detail={})
+    third = lab_env.record_event("lab", kind="switch", actor="carol", result="switched", detail={"to": "green"})
     assert first < second < third
 
-    events = lab.history("lab", limit=3)
+    events = lab_env.history("lab", limit=3)
     assert [(e["id"], e["kind"], e["actor"]) for e in events] == [
         (third, "switch", "carol"),
         (second, "rollback", "bob"),
@@ -46,7 +46,7 @@ def test_events_are_recorded_and_listed_in_history(lab: StateClient) -> None:
     ]
     assert events[2]["detail"] == {**detail, "result": "converged", "job_url": "https://ci.example/7", "revision": 1}
     assert events[1]["detail"] == {"result": "rolled_back", "job_url": None, "revision": 1}
-    assert lab.get_environment("lab").revision == 1  # audit events do not bump the revision
+    assert lab_env.get_environment("lab").revision == 1  # audit events do not bump the revision
 
 
 @pytest.mark.parametrize(
@@ -66,31 +66,31 @@ def test_events_are_recorded_and_listed_in_history(lab: StateClient) -> None:
         ({"when": "now"}, "unknown field 'when'"),
     ],
 )
-def test_bad_events_are_400(lab: StateClient, overrides: dict[str, Any], message: str) -> None:
+def test_bad_events_are_400(lab_env: StateClient, overrides: dict[str, Any], message: str) -> None:
     body: dict[str, Any] = {"kind": "deploy", "actor": "alice", "result": "converged", "detail": {}}
     body.update(overrides)
     with pytest.raises(ConfigError, match=r"\(HTTP 400\)") as caught:
-        lab._call("POST", "/v1/environments/lab/events", (201,), body=body, write=True)
+        lab_env._call("POST", "/v1/environments/lab/events", (201,), body=body, write=True)
     assert message in str(caught.value)
-    assert [e["kind"] for e in lab.history("lab")] == ["created"]
+    assert [e["kind"] for e in lab_env.history("lab")] == ["created"]
 
 
-def test_detail_up_to_64_kib_is_accepted(lab: StateClient) -> None:
+def test_detail_up_to_64_kib_is_accepted(lab_env: StateClient) -> None:
     blob = "x" * (65536 - len('{"blob":""}'))
-    lab.record_event("lab", kind="deploy", actor="alice", result="converged", detail={"blob": blob})
-    assert len(lab.history("lab", limit=1)[0]["detail"]["blob"]) == len(blob)
+    lab_env.record_event("lab", kind="deploy", actor="alice", result="converged", detail={"blob": blob})
+    assert len(lab_env.history("lab", limit=1)[0]["detail"]["blob"]) == len(blob)
 
 
-def test_client_checks_the_event_before_sending(lab: StateClient) -> None:
+def test_client_checks_the_event_before_sending(lab_env: StateClient) -> None:
     with pytest.raises(ConfigError, match="event kind must be one of deploy, rollback, switch"):
-        lab.record_event("lab", kind="locked", actor="alice", result="x", detail={})
+        lab_env.record_event("lab", kind="locked", actor="alice", result="x", detail={})
     with pytest.raises(ConfigError, match="is not JSON"):
-        lab.record_event("lab", kind="deploy", actor="alice", result="x", detail={"at": object()})
+        lab_env.record_event("lab", kind="deploy", actor="alice", result="x", detail={"at": object()})
     with pytest.raises(ConfigError, match="is not JSON"):
-        lab.record_event("lab", kind="deploy", actor="alice", result="x", detail={"seconds": float("nan")})
+        lab_env.record_event("lab", kind="deploy", actor="alice", result="x", detail={"seconds": float("nan")})
 
 
-def test_events_need_the_token(state: Any, lab: StateClient) -> None:
+def test_events_need_the_token(state: Any, lab_env: StateClient) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong-token"}):
         answer = requests.post(
             f"{state.url}/v1/environments/lab/events",
@@ -104,17 +104,17 @@ def test_events_need_the_token(state: Any, lab: StateClient) -> None:
         state.client(token=None).record_event("lab", kind="deploy", actor="a", result="converged", detail={})
 
 
-def test_event_for_an_unknown_environment(lab: StateClient) -> None:
+def test_event_for_an_unknown_environment(lab_env: StateClient) -> None:
     with pytest.raises(UnknownEnvironmentError, match="unknown environment 'prod'"):
-        lab.record_event("prod", kind="deploy", actor="a", result="converged", detail={})
+        lab_env.record_event("prod", kind="deploy", actor="a", result="converged", detail={})
 
 
 # ---- the switch's job URL
 
 
-def test_switch_keeps_the_job_url(lab: StateClient) -> None:
-    lab.switch("lab", "blue", "green", actor="bob", reason="release", job_url="https://ci.example/8")
-    event = lab.history("lab", limit=1)[0]
+def test_switch_keeps_the_job_url(lab_env: StateClient) -> None:
+    lab_env.switch("lab", "blue", "green", actor="bob", reason="release", job_url="https://ci.example/8")
+    event = lab_env.history("lab", limit=1)[0]
     assert event["detail"] == {
         "revision": 2,
         "from": "blue",
@@ -127,12 +127,12 @@ def test_switch_keeps_the_job_url(lab: StateClient) -> None:
 # ---- deployment options and the result filter
 
 
-def test_options_round_trip(lab: StateClient) -> None:
+def test_options_round_trip(lab_env: StateClient) -> None:
     options = {"resolve_image": "changed", "with_registry_auth": True, "prune": False}
-    with_options = _deploy(lab, options=options)
-    without = _deploy(lab)
-    partial = _deploy(lab, options={"prune": True})
-    by_id = {d["id"]: d for d in lab.deployments("lab")}
+    with_options = _deploy(lab_env, options=options)
+    without = _deploy(lab_env)
+    partial = _deploy(lab_env, options={"prune": True})
+    by_id = {d["id"]: d for d in lab_env.deployments("lab")}
     assert by_id[with_options]["options"] == options
     assert "options" not in by_id[without]
     assert by_id[partial]["options"] == {"prune": True}
@@ -148,7 +148,7 @@ def test_options_round_trip(lab: StateClient) -> None:
         ([], "options must be a JSON object"),
     ],
 )
-def test_bad_options_are_400(lab: StateClient, options: Any, message: str) -> None:
+def test_bad_options_are_400(lab_env: StateClient, options: Any, message: str) -> None:
     body = {
         "colour": "blue",
         "stack": "demo",
@@ -159,24 +159,24 @@ def test_bad_options_are_400(lab: StateClient, options: Any, message: str) -> No
         "options": options,
     }
     with pytest.raises(ConfigError, match=r"\(HTTP 400\)") as caught:
-        lab._call("POST", "/v1/environments/lab/deployments", (201,), body=body, write=True)
+        lab_env._call("POST", "/v1/environments/lab/deployments", (201,), body=body, write=True)
     assert message in str(caught.value)
-    assert lab.deployments("lab") == []
+    assert lab_env.deployments("lab") == []
 
 
-def test_result_filter_and_monotonic_ids(lab: StateClient, state: Any) -> None:
-    a = _deploy(lab, "green")
-    b = _deploy(lab, "green", result="failed")
-    c = _deploy(lab, "blue")
-    d = _deploy(lab, "green", result="rolled_back")
-    e = _deploy(lab, "green")
+def test_result_filter_and_monotonic_ids(lab_env: StateClient, state: Any) -> None:
+    a = _deploy(lab_env, "green")
+    b = _deploy(lab_env, "green", result="failed")
+    c = _deploy(lab_env, "blue")
+    d = _deploy(lab_env, "green", result="rolled_back")
+    e = _deploy(lab_env, "green")
     assert a < b < c < d < e
-    assert [x["id"] for x in lab.deployments("lab", result="succeeded")] == [e, c, a]
-    assert [x["id"] for x in lab.deployments("lab", colour="green", result="succeeded")] == [e, a]
-    assert [x["id"] for x in lab.deployments("lab", colour="green", result="succeeded", limit=1)] == [e]
-    assert [x["id"] for x in lab.deployments("lab", result="failed")] == [b]
-    assert lab.deployments("lab", result="timed_out") == []
-    assert all(x["at"].endswith("Z") for x in lab.deployments("lab"))
+    assert [x["id"] for x in lab_env.deployments("lab", result="succeeded")] == [e, c, a]
+    assert [x["id"] for x in lab_env.deployments("lab", colour="green", result="succeeded")] == [e, a]
+    assert [x["id"] for x in lab_env.deployments("lab", colour="green", result="succeeded", limit=1)] == [e]
+    assert [x["id"] for x in lab_env.deployments("lab", result="failed")] == [b]
+    assert lab_env.deployments("lab", result="timed_out") == []
+    assert all(x["at"].endswith("Z") for x in lab_env.deployments("lab"))
     answer = requests.get(f"{state.url}/v1/environments/lab/deployments?result=Bad!", timeout=5)
     assert answer.status_code == 400 and "result 'Bad!' does not match" in answer.json()["error"]
 

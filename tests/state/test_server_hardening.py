@@ -166,7 +166,7 @@ def test_a_trickled_request_is_cut_at_its_deadline(state: Any, monkeypatch: pyte
 # ---- 2. idempotent writes
 
 
-def test_a_repeated_key_is_answered_from_the_stored_answer(state: Any, lab: Any) -> None:
+def test_a_repeated_key_is_answered_from_the_stored_answer(state: Any, lab_env: Any) -> None:
     event = {"kind": "deploy", "actor": "alice", "result": "converged", "detail": {"stack": "web"}}
     url = f"{state.url}/v1/environments/lab/events"
     first = requests.post(url, json=event, headers=_auth(**{"Idempotency-Key": "key-0001-abcdef"}), timeout=5)
@@ -175,7 +175,7 @@ def test_a_repeated_key_is_answered_from_the_stored_answer(state: Any, lab: Any)
     assert first.json() == again.json()
     assert "Idempotent-Replayed" not in first.headers
     assert again.headers["Idempotent-Replayed"] == "true"
-    assert [e["kind"] for e in lab.history("lab")] == ["deploy", "created"]  # applied once
+    assert [e["kind"] for e in lab_env.history("lab")] == ["deploy", "created"]  # applied once
 
     other = requests.post(url, json={**event, "actor": "bob"}, headers=_auth(**{"Idempotency-Key": "key-0001-abcdef"}))
     _one_line_error(
@@ -187,7 +187,7 @@ def test_a_repeated_key_is_answered_from_the_stored_answer(state: Any, lab: Any)
     assert plain.status_code == 201 and plain.json()["id"] != first.json()["id"]
 
 
-def test_a_switch_repeated_with_its_key_is_not_a_conflict(state: Any, lab: Any) -> None:
+def test_a_switch_repeated_with_its_key_is_not_a_conflict(state: Any, lab_env: Any) -> None:
     url = f"{state.url}/v1/environments/lab/switch"
     body = {"expected_live": "blue", "to": "green"}
     headers = _auth(**{"Idempotency-Key": "switch-key-42"})
@@ -198,7 +198,7 @@ def test_a_switch_repeated_with_its_key_is_not_a_conflict(state: Any, lab: Any) 
     assert requests.post(url, json=body, headers=_auth(), timeout=5).status_code == 409
 
 
-def test_an_error_is_not_stored_under_its_key(state: Any, lab: Any) -> None:
+def test_an_error_is_not_stored_under_its_key(state: Any, lab_env: Any) -> None:
     url = f"{state.url}/v1/environments/lab/switch"
     headers = _auth(**{"Idempotency-Key": "switch-key-43"})
     assert requests.post(url, json={"expected_live": "green", "to": "blue"}, headers=headers).status_code == 409
@@ -290,7 +290,7 @@ def test_a_non_ascii_content_length_is_400(state: Any) -> None:
 
 
 @pytest.mark.parametrize("path", ["deployments", "history"])
-def test_a_non_ascii_limit_is_400(state: Any, lab: Any, path: str) -> None:
+def test_a_non_ascii_limit_is_400(state: Any, lab_env: Any, path: str) -> None:
     answer = requests.get(f"{state.url}/v1/environments/lab/{path}?limit=²", timeout=5)
     _one_line_error(answer, 400, "limit must be an integer from 1 to 1000, not '²'")
 
@@ -302,7 +302,7 @@ def test_a_malformed_request_target_is_400(state: Any) -> None:
     assert json.loads(body) == {"error": "malformed request target"}
 
 
-def test_head_answers_like_get_without_a_body(state: Any, lab: Any) -> None:
+def test_head_answers_like_get_without_a_body(state: Any, lab_env: Any) -> None:
     for path in ("/v1/health", "/v1/environments", "/v1/environments/lab", "/v1/environments/lab/history"):
         get = requests.get(state.url + path, timeout=5)
         head = requests.head(state.url + path, timeout=5)
@@ -398,7 +398,7 @@ def test_manager_addresses_are_whole_ip_literals(client: Any, address: str, stor
     ],
 )
 def test_labels_with_control_characters_are_400(
-    state: Any, lab: Any, path: str, body: dict[str, Any], message: str
+    state: Any, lab_env: Any, path: str, body: dict[str, Any], message: str
 ) -> None:
     base: dict[str, Any] = {
         "deployments": {

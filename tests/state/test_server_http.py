@@ -98,12 +98,12 @@ def test_chunked_body_is_refused(state: Any, token: str) -> None:
         ("limit=1&limit=2", "given twice"),
     ],
 )
-def test_bad_query_parameters_are_400(state: Any, lab: Any, query: str, contains: str) -> None:
+def test_bad_query_parameters_are_400(state: Any, lab_env: Any, query: str, contains: str) -> None:
     answer = requests.get(f"{state.url}/v1/environments/lab/deployments?{query}", timeout=5)
     _assert_error(answer, 400, contains)
 
 
-def test_history_limit_bounds(state: Any, lab: Any) -> None:
+def test_history_limit_bounds(state: Any, lab_env: Any) -> None:
     assert requests.get(f"{state.url}/v1/environments/lab/history?limit=1000", timeout=5).status_code == 200
     _assert_error(requests.get(f"{state.url}/v1/environments/lab/history?limit=1001", timeout=5), 400)
 

@@ -44,19 +44,19 @@ def test_create_get_and_list(client: StateClient, lab_clusters: dict[str, tuple[
     assert client.list_environments() == ["dev", "lab"]
 
 
-def test_put_existing_replaces_addresses_keeps_stacks(lab: StateClient) -> None:
-    _deploy(lab, "blue", "demo", [("web", "auto-lab/web:1", 2)])
-    env = lab.put_environment("lab", "blue", {"blue": ("10.213.1.9", 2377), "green": ("10.213.2.9", 2377)})
+def test_put_existing_replaces_addresses_keeps_stacks(lab_env: StateClient) -> None:
+    _deploy(lab_env, "blue", "demo", [("web", "auto-lab/web:1", 2)])
+    env = lab_env.put_environment("lab", "blue", {"blue": ("10.213.1.9", 2377), "green": ("10.213.2.9", 2377)})
     assert env.revision == 3
     assert env.clusters["blue"].manager_address == "10.213.1.9"
     assert env.clusters["blue"].docker_port == 2377
     assert [s.name for s in env.clusters["blue"].stacks] == ["demo"]
 
 
-def test_put_cannot_change_live_colour(lab: StateClient, lab_clusters: dict[str, tuple[str, int]]) -> None:
+def test_put_cannot_change_live_colour(lab_env: StateClient, lab_clusters: dict[str, tuple[str, int]]) -> None:
     with pytest.raises(StateConflictError, match="use the switch endpoint"):
-        lab.put_environment("lab", "green", lab_clusters)
-    assert lab.get_environment("lab").revision == 1
+        lab_env.put_environment("lab", "green", lab_clusters)
+    assert lab_env.get_environment("lab").revision == 1
 
 
 @pytest.mark.parametrize(
@@ -121,15 +121,15 @@ def test_invalid_environment_name_refused_by_client_and_server(client: StateClie
     assert "invalid environment name" in answer.json()["error"]
 
 
-def test_unknown_environment_lists_known_ones(lab: StateClient) -> None:
+def test_unknown_environment_lists_known_ones(lab_env: StateClient) -> None:
     with pytest.raises(UnknownEnvironmentError) as caught:
-        lab.get_environment("prod")
+        lab_env.get_environment("prod")
     assert str(caught.value) == "unknown environment 'prod': known environments are lab"
     for call in (
-        lambda: lab.switch("prod", "blue", "green"),
-        lambda: lab.history("prod"),
-        lambda: lab.deployments("prod"),
-        lambda: _deploy(lab, "blue", "demo", [("web", "w:1", 1)], name="prod"),
+        lambda: lab_env.switch("prod", "blue", "green"),
+        lambda: lab_env.history("prod"),
+        lambda: lab_env.deployments("prod"),
+        lambda: _deploy(lab_env, "blue", "demo", [("web", "w:1", 1)], name="prod"),
     ):
         with pytest.raises(UnknownEnvironmentError, match="unknown environment 'prod'"):
             call()
@@ -175,29 +175,29 @@ def test_wrong_token_raises_state_auth_error(state: Any, lab_clusters: dict[str,
 # ---- switch
 
 
-def test_switch(lab: StateClient) -> None:
-    env = lab.switch("lab", "blue", "green", actor="bob", reason="release 2")
+def test_switch(lab_env: StateClient) -> None:
+    env = lab_env.switch("lab", "blue", "green", actor="bob", reason="release 2")
     assert (env.live_colour, env.revision) == ("green", 2)
     assert env.clusters["green"].live and not env.clusters["blue"].live
-    assert lab.resolve("lab").colour == "green"
-    env = lab.switch("lab", "green", "blue")
+    assert lab_env.resolve("lab").colour == "green"
+    env = lab_env.switch("lab", "green", "blue")
     assert (env.live_colour, env.revision) == ("blue", 3)
 
 
-def test_switch_conflict(lab: StateClient) -> None:
-    lab.switch("lab", "blue", "green")
+def test_switch_conflict(lab_env: StateClient) -> None:
+    lab_env.switch("lab", "blue", "green")
     with pytest.raises(StateConflictError) as caught:
-        lab.switch("lab", "blue", "green")
+        lab_env.switch("lab", "blue", "green")
     assert str(caught.value) == "live colour is green, not blue: someone switched first; re-read and retry"
-    assert lab.get_environment("lab").revision == 2
+    assert lab_env.get_environment("lab").revision == 2
 
 
-def test_switch_to_same_colour_is_rejected(lab: StateClient) -> None:
+def test_switch_to_same_colour_is_rejected(lab_env: StateClient) -> None:
     with pytest.raises(ConfigError, match="to must be the other colour"):
-        lab.switch("lab", "blue", "blue")
+        lab_env.switch("lab", "blue", "blue")
 
 
-def test_concurrent_switches_exactly_one_wins(state: Any, lab: StateClient) -> None:
+def test_concurrent_switches_exactly_one_wins(state: Any, lab_env: StateClient) -> None:
     contenders = 8
     barrier = threading.Barrier(contenders)
     outcomes: list[Any] = []
@@ -223,9 +223,9 @@ def test_concurrent_switches_exactly_one_wins(state: Any, lab: StateClient) -> N
     losses = [o for o in outcomes if isinstance(o, StateConflictError)]
     assert (len(wins), len(losses)) == (1, contenders - 1)
     assert wins[0].revision == 2
-    env = lab.get_environment("lab")
+    env = lab_env.get_environment("lab")
     assert (env.live_colour, env.revision) == ("green", 2)
-    assert [e["kind"] for e in lab.history("lab")] == ["switched", "created"]
+    assert [e["kind"] for e in lab_env.history("lab")] == ["switched", "created"]
 
 
 # ---- deployments
@@ -253,15 +253,15 @@ def _deploy(
     )
 
 
-def test_deployments_merge_into_shared_stack(lab: StateClient) -> None:
-    first = _deploy(lab, "green", "shared", [("web", "team-a/web:1", 2), ("api", "team-a/api:1", 1)])
+def test_deployments_merge_into_shared_stack(lab_env: StateClient) -> None:
+    first = _deploy(lab_env, "green", "shared", [("web", "team-a/web:1", 2), ("api", "team-a/api:1", 1)])
     second = _deploy(
-        lab, "green", "shared", [("web", "team-a/web:2", 3), ("worker", "team-b/worker:1", 1)], actor="bob"
+        lab_env, "green", "shared", [("web", "team-a/web:2", 3), ("worker", "team-b/worker:1", 1)], actor="bob"
     )
-    failed = _deploy(lab, "green", "shared", [("api", "team-a/api:BROKEN", 1)], result="failed")
+    failed = _deploy(lab_env, "green", "shared", [("api", "team-a/api:BROKEN", 1)], result="failed")
     assert first < second < failed
 
-    env = lab.get_environment("lab")
+    env = lab_env.get_environment("lab")
     assert env.revision == 4  # created + three deployments
     assert env.clusters["blue"].stacks == ()
     (stack,) = env.clusters["green"].stacks
@@ -273,9 +273,9 @@ def test_deployments_merge_into_shared_stack(lab: StateClient) -> None:
     )
 
 
-def test_service_docs_are_kept_with_the_stack(lab: StateClient) -> None:
+def test_service_docs_are_kept_with_the_stack(lab_env: StateClient) -> None:
     docs = {"version": "v2", "spec_url": "https://web.example/openapi.json", "docs_url": "https://web.example/d.md"}
-    lab.record_deployment(
+    lab_env.record_deployment(
         "lab",
         colour="blue",
         stack="shared",
@@ -287,23 +287,23 @@ def test_service_docs_are_kept_with_the_stack(lab: StateClient) -> None:
         result="succeeded",
         actor="alice",
     )
-    (stack,) = lab.get_environment("lab").clusters["blue"].stacks
+    (stack,) = lab_env.get_environment("lab").clusters["blue"].stacks
     assert stack.services == (
         Service("db", "d", 1),
         Service("web", "w:1", 1, ServiceDocs("v2", "https://web.example/openapi.json", "https://web.example/d.md")),
     )
 
 
-def test_deployments_listing(lab: StateClient) -> None:
-    a = _deploy(lab, "blue", "demo", [("web", "w:1", 1)])
-    b = _deploy(lab, "green", "demo", [("web", "w:2", 1)])
-    c = _deploy(lab, "green", "other", [("db", "d:1", 1)], result="rolled_back")
+def test_deployments_listing(lab_env: StateClient) -> None:
+    a = _deploy(lab_env, "blue", "demo", [("web", "w:1", 1)])
+    b = _deploy(lab_env, "green", "demo", [("web", "w:2", 1)])
+    c = _deploy(lab_env, "green", "other", [("db", "d:1", 1)], result="rolled_back")
 
-    assert [d["id"] for d in lab.deployments("lab")] == [c, b, a]
-    assert [d["id"] for d in lab.deployments("lab", colour="green")] == [c, b]
-    assert [d["id"] for d in lab.deployments("lab", stack="demo")] == [b, a]
-    assert [d["id"] for d in lab.deployments("lab", colour="green", stack="demo", limit=1)] == [b]
-    newest = lab.deployments("lab", limit=1)[0]
+    assert [d["id"] for d in lab_env.deployments("lab")] == [c, b, a]
+    assert [d["id"] for d in lab_env.deployments("lab", colour="green")] == [c, b]
+    assert [d["id"] for d in lab_env.deployments("lab", stack="demo")] == [b, a]
+    assert [d["id"] for d in lab_env.deployments("lab", colour="green", stack="demo", limit=1)] == [b]
+    newest = lab_env.deployments("lab", limit=1)[0]
     assert set(newest) == {"id", "at", "colour", "stack", "services", "compose", "result", "actor", "job_url"}
     assert newest["compose"] == [{"file": "docker-compose.yml", "content": "services: # other\n"}]
     assert newest["result"] == "rolled_back"
@@ -345,7 +345,7 @@ def test_deployments_listing(lab: StateClient) -> None:
         ),
     ],
 )
-def test_deployment_validation(lab: StateClient, overrides: dict[str, Any], message: str) -> None:
+def test_deployment_validation(lab_env: StateClient, overrides: dict[str, Any], message: str) -> None:
     args: dict[str, Any] = {
         "colour": "blue",
         "stack": "demo",
@@ -356,20 +356,20 @@ def test_deployment_validation(lab: StateClient, overrides: dict[str, Any], mess
     }
     args.update(overrides)
     with pytest.raises(ConfigError, match=r"\(HTTP 400\)") as caught:
-        lab.record_deployment("lab", **args)
+        lab_env.record_deployment("lab", **args)
     assert message in str(caught.value)
-    assert lab.deployments("lab") == []
+    assert lab_env.deployments("lab") == []
 
 
 # ---- history
 
 
-def test_history_order_and_kinds(lab: StateClient, lab_clusters: dict[str, tuple[str, int]]) -> None:
-    lab.put_environment("lab", "blue", lab_clusters, actor="carol")
-    deployment = _deploy(lab, "green", "demo", [("web", "w:1", 1)], actor="alice")
-    lab.switch("lab", "blue", "green", actor="bob", reason="release 1")
+def test_history_order_and_kinds(lab_env: StateClient, lab_clusters: dict[str, tuple[str, int]]) -> None:
+    lab_env.put_environment("lab", "blue", lab_clusters, actor="carol")
+    deployment = _deploy(lab_env, "green", "demo", [("web", "w:1", 1)], actor="alice")
+    lab_env.switch("lab", "blue", "green", actor="bob", reason="release 1")
 
-    events = lab.history("lab")
+    events = lab_env.history("lab")
     assert [e["kind"] for e in events] == ["switched", "deployed", "updated", "created"]
     assert [e["actor"] for e in events] == ["bob", "alice", "carol", "setup"]
     assert [e["detail"]["revision"] for e in events] == [4, 3, 2, 1]
@@ -380,13 +380,13 @@ def test_history_order_and_kinds(lab: StateClient, lab_clusters: dict[str, tuple
     assert events[1]["detail"]["services"] == ["web"]
     assert events[2]["detail"]["previous_clusters"]["blue"] == {"manager_address": "10.213.1.2", "docker_port": 2376}
     assert all(e["at"].endswith("Z") for e in events)
-    assert [e["kind"] for e in lab.history("lab", limit=2)] == ["switched", "deployed"]
+    assert [e["kind"] for e in lab_env.history("lab", limit=2)] == ["switched", "deployed"]
 
 
-def test_failed_write_leaves_no_event(lab: StateClient) -> None:
+def test_failed_write_leaves_no_event(lab_env: StateClient) -> None:
     with pytest.raises(StateConflictError):
-        lab.switch("lab", "green", "blue")
-    assert [e["kind"] for e in lab.history("lab")] == ["created"]
+        lab_env.switch("lab", "green", "blue")
+    assert [e["kind"] for e in lab_env.history("lab")] == ["created"]
 
 
 # ---- persistence, HTTPS, run()
