@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import os
 import re
 import shutil
@@ -34,7 +35,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from deployer.errors import ConfigError
+from deployer.errors import ConfigError, TLSError
 
 FILE_NAMES = {"ca": "ca.pem", "cert": "cert.pem", "key": "key.pem"}
 ENV_NAMES = {"ca": "AUTO_DOCKER_CA", "cert": "AUTO_DOCKER_CERT", "key": "AUTO_DOCKER_KEY"}
@@ -332,7 +333,24 @@ def _check(material: TLSMaterial) -> TLSMaterial:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ) != key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
         raise ConfigError(f"{material.key.origin} is not the key of {material.cert.origin}")
+    _check_validity(cert, material.cert.origin)
     return material
+
+
+def _check_validity(cert: x509.Certificate, origin: str) -> None:
+    """An Engine refuses a client certificate outside its validity period with the same TLS alert as one from
+    the wrong CA; said here, before any connection, the message can say which it is."""
+    now = dt.datetime.now(dt.UTC)
+    if cert.not_valid_after_utc <= now:
+        raise TLSError(
+            f"the client certificate from {origin} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: "
+            "renew it, then deploy again"
+        )
+    if cert.not_valid_before_utc > now:
+        raise TLSError(
+            f"the client certificate from {origin} is not valid before "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: check this machine's clock"
+        )
 
 
 @contextmanager

@@ -120,8 +120,10 @@ def issue(
     server: bool = False,
     client: bool = False,
     days: int = DEFAULT_DAYS,
+    starts: dt.datetime | None = None,
 ) -> IssuedCert:
-    """Issue a leaf certificate signed by ``ca``.
+    """Issue a leaf certificate signed by ``ca``, valid from ``starts`` (default: now, backdated a little) for
+    ``days`` days: a past ``starts`` makes an expired certificate, a future one a not-yet-valid one (tests).
 
     ``server`` adds the serverAuth EKU, ``client`` the clientAuth EKU (both may be set). ``ips`` and
     ``dns`` become subjectAltName entries; a server certificate needs at least one of them because
@@ -140,14 +142,15 @@ def issue(
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
+    valid_from = now - _BACKDATE if starts is None else starts
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(valid_from)
+        .not_valid_after((now if starts is None else starts) + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(

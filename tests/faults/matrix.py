@@ -175,7 +175,8 @@ ROWS: tuple[Row, ...] = (
     Row(
         20,
         "the client certificate has expired, or the CA is wrong",
-        "TLS with the manager fails before anything is changed; nothing deployed",
+        "an expired (or not yet valid) client certificate is named, with its date, before any connection; a wrong CA "
+        "fails TLS with the manager; nothing deployed",
         4,
         "renew the client certificate or fix the CA (`AUTO_DOCKER_*`), deploy again",
     ),

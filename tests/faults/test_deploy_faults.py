@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from deployer.converge import UNSCHEDULABLE_GRACE_SECONDS
 from deployer.lab import certs, daemons
@@ -187,23 +185,14 @@ def test_case_07_the_deploy_times_out(lab: Lab, front, fault, stack, tmp_path) -
         assert rerun.returncode == 0, rerun.stderr
 
 
+EXPIRED_ON = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(days=1)
+
+
 def expired_bundle(directory: Path) -> Path:
     """The lab's own CA, and a client certificate it signed that expired yesterday."""
     ca = certs.load_ca(LabPaths(lab_dir()).certs)
-    key, fresh = certs.issue(ca, "expired deployer", client=True)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(fresh.subject)
-        .issuer_name(fresh.issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=30))
-        .not_valid_after(now - dt.timedelta(days=1))
-    )
-    for extension in fresh.extensions:
-        builder = builder.add_extension(extension.value, extension.critical)
-    return certs.write_bundle(directory, ca, builder.sign(ca.key, hashes.SHA256()), key)
+    expired = certs.issue(ca, "expired deployer", client=True, starts=EXPIRED_ON - dt.timedelta(days=30), days=30)
+    return certs.write_bundle(directory, ca, expired)
 
 
 def test_case_20_an_expired_client_certificate_or_a_wrong_ca(lab: Lab, front, fault, stack, tmp_path) -> None:
@@ -214,6 +203,12 @@ def test_case_20_an_expired_client_certificate_or_a_wrong_ca(lab: Lab, front, fa
     }
     path = compose(tmp_path, "app.yml", {"web": ("auto-lab/web:1", FAST_DEPLOY)})
     manager = CLUSTERS[front["live"]].docker_host
+    says = {  # an expired certificate is named before any connection; the Engine's alert cannot tell a wrong CA
+        "expired": f"Error: the client certificate from {bundles['expired'] / 'cert.pem'} expired on "
+        f"{EXPIRED_ON:%Y-%m-%d %H:%M} UTC: renew it, then deploy again",
+        "wrong CA": f"Error: TLS with the Docker Engine at {manager} failed (certificate not trusted or client "
+        "certificate refused): check the CA and client certificate for this cluster",
+    }
     with fault(20) as case:
         case.inject()
         for what, bundle in bundles.items():
@@ -221,10 +216,7 @@ def test_case_20_an_expired_client_certificate_or_a_wrong_ca(lab: Lab, front, fa
             if what == "expired":
                 case.detected()
             line = case.check_exit(proc)
-            assert line == (
-                f"Error: TLS with the Docker Engine at {manager} failed (certificate not trusted or client "
-                "certificate refused): check the CA and client certificate for this cluster"
-            ), what
+            assert line == says[what], what
             assert "PRIVATE KEY" not in proc.stdout + proc.stderr
             assert services_of(lab, front["live"], stack) == []
             assert records(lab, stack) == []

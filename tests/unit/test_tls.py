@@ -1,6 +1,7 @@
 """Docker TLS material: every source, clear errors, a private directory that always goes away."""
 
 import base64
+import datetime as dt
 import os
 import stat
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deployer import tls
-from deployer.errors import ConfigError
+from deployer.errors import ConfigError, TLSError
 from deployer.lab import certs
 
 
@@ -78,6 +79,34 @@ def test_key_of_another_certificate(bundle, tmp_path) -> None:
     env["AUTO_DOCKER_KEY"] = str(tmp_path / "key.pem")
     with pytest.raises(ConfigError, match="is not the key of AUTO_DOCKER_CERT"):
         tls.load_material(None, env)
+
+
+@pytest.mark.parametrize(
+    ("days_from_now", "says"),
+    [
+        (-31, "expired on {end} UTC: renew it, then deploy again"),
+        (2, "is not valid before {start} UTC: check this machine's clock"),
+    ],
+)
+def test_a_client_certificate_outside_its_validity_is_named_before_any_connection(
+    tmp_path, days_from_now: int, says: str
+) -> None:
+    """The Engine would refuse it with the very alert a wrong CA gets; said here, the message can say which."""
+    ca = certs.make_ca("test CA")
+    starts = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=days_from_now)
+    issued = certs.issue(ca, "client", client=True, starts=starts, days=30)
+    certs.write_bundle(tmp_path, ca, issued)
+    env = {"AUTO_DOCKER_CERT": base64.b64encode((tmp_path / "cert.pem").read_bytes()).decode()}
+    env |= {"AUTO_DOCKER_CA": str(tmp_path / "ca.pem"), "AUTO_DOCKER_KEY": str(tmp_path / "key.pem")}
+    with pytest.raises(TLSError) as err:
+        tls.load_material(None, env)
+    end = starts + dt.timedelta(days=30)
+    assert str(err.value) == "the client certificate from AUTO_DOCKER_CERT (base64 of PEM) " + says.format(
+        start=f"{starts:%Y-%m-%d %H:%M}", end=f"{end:%Y-%m-%d %H:%M}"
+    )
+    assert err.value.exit_code == 4
+    secret = env["AUTO_DOCKER_CERT"]
+    assert not any(secret[i : i + 8] in str(err.value) for i in range(len(secret) - 8))
 
 
 def test_private_dir_permissions_and_cleanup(bundle) -> None:
