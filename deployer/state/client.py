@@ -167,7 +167,11 @@ class StateClient(Transport):
         ``{file, content}``; ``options``: ``{resolve_image: always|changed|never,
         with_registry_auth: bool, prune: bool}``, returned as they were by :meth:`deployments`);
         when ``result == "succeeded"`` the services are merged into the stack. Returns the
-        deployment id."""
+        deployment id.
+
+        Retried until the call's deadline (AUTO_STATE_DEADLINE), not AUTO_STATE_RETRIES times: the stack has
+        changed already, and a record lost to a short outage of the service is a replay lost to the next switch.
+        The Idempotency-Key keeps the retries from recording it twice."""
         _check_name(name)
         body: dict[str, Any] = {
             "colour": colour,
@@ -182,7 +186,13 @@ class StateClient(Transport):
         if options is not None:
             body["options"] = dict(options)
         _, data = self._call(
-            "POST", f"/v1/environments/{name}/deployments", (201,), environment=name, body=body, write=True
+            "POST",
+            f"/v1/environments/{name}/deployments",
+            (201,),
+            environment=name,
+            body=body,
+            write=True,
+            until_deadline=True,
         )
         check = Checker(name, "")
         return check.integer(check.obj(data, "answer"), "id", "", 1, MAX_ID, "a deployment id")

@@ -17,6 +17,7 @@ answers a write it applied already from the key's stored answer instead of apply
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import re
 import time
@@ -57,6 +58,8 @@ _ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
 # Statuses of a gateway in front of the service: the write may or may not have reached it. A 500 is
 # the service's own failure on that request: repeating it repeats the failure, so a POST is not.
 _GATEWAY = (502, 503, 504)
+# The longest pause between two attempts of a call that is retried until its deadline (``until_deadline``).
+MAX_PAUSE = 2.0
 
 
 class _TooBig(Exception):
@@ -274,9 +277,11 @@ class Transport:
         write: bool = False,
         idempotent: bool | None = None,
         environment: str | None = None,
+        until_deadline: bool = False,
     ) -> requests.Response:
         """One logical request with bounded retries, within the deadline; returns a response with
-        status < 500 whose body has been read (within ``max_answer``).
+        status < 500 whose body has been read (within ``max_answer``). ``until_deadline``: retried for as
+        long as the deadline allows (pauses growing to ``MAX_PAUSE``), not ``retries`` times.
 
         ``idempotent`` (default: every method but POST) allows retrying after the request may have
         reached the server on any failure. A write carries an Idempotency-Key, the same on every
@@ -300,9 +305,11 @@ class Transport:
         attempts = self._retries + 1
         last = ""
         maybe_applied = False  # an attempt of this write may have reached the service
-        for attempt in range(attempts):
+        for attempt in itertools.count():
+            if attempt >= attempts and not until_deadline:
+                break
             if attempt:
-                pause = self._backoff * 2 ** (attempt - 1)
+                pause = min(self._backoff * 2 ** min(attempt - 1, 30), MAX_PAUSE if until_deadline else float("inf"))
                 if time.monotonic() + pause >= deadline:
                     self._deadline_passed(method, path, write and maybe_applied)
                 self._sleep(pause)
@@ -434,12 +441,21 @@ class Transport:
         write: bool = False,
         idempotent: bool | None = None,
         on_conflict: Callable[[requests.Response], DeployerError] | None = None,
+        until_deadline: bool = False,
     ) -> tuple[int, Any]:
         """Send, map error statuses onto exceptions, and decode the JSON answer.
 
-        ``on_conflict`` turns a 409 into the exception to raise (default StateConflictError)."""
+        ``on_conflict`` turns a 409 into the exception to raise (default StateConflictError);
+        ``until_deadline``: see :meth:`_send`."""
         response = self._send(
-            method, path, body=body, params=params, write=write, idempotent=idempotent, environment=environment
+            method,
+            path,
+            body=body,
+            params=params,
+            write=write,
+            idempotent=idempotent,
+            environment=environment,
+            until_deadline=until_deadline,
         )
         status = response.status_code
         if status in (401, 403):

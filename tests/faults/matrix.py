@@ -92,7 +92,8 @@ ROWS: tuple[Row, ...] = (
         "keeps the deploy going (the lock heartbeat warns); the record is retried with the same idempotency key and "
         "written once the service is back",
         0,
-        "nothing when it is back within the retries (`AUTO_STATE_RETRIES`); else deploy again (the warning says so)",
+        "nothing when it is back within `AUTO_STATE_DEADLINE` (60 s; the record alone is retried that long); else "
+        "deploy again (the warning says so)",
     ),
     Row(
         10,

@@ -52,6 +52,40 @@ def test_post_is_retried_on_connection_refused(refused_url: str, token: str) -> 
     assert len(sleep.calls) == 2
 
 
+RECORD = {
+    "colour": "blue",
+    "stack": "orders",
+    "services": [{"name": "api", "image": "registry.example/orders:1", "replicas": 1}],
+    "compose": [{"file": "stack.yml", "content": "services: {}\n"}],
+    "result": "succeeded",
+    "actor": "ci",
+}
+
+
+def test_the_deploy_record_is_retried_until_the_deadline_not_retries_times(scripted_server: Any, token: str) -> None:
+    """The stack changed already: a record lost to a short outage is a replay lost to the next switch."""
+    server = scripted_server([*[(503, {"error": "restarting"})] * 6, (201, {"id": 7})])
+    sleep = SleepRecorder()
+    client = StateClient(server.url, token=token, retries=1, sleep=sleep)
+    assert client.record_deployment("lab", **RECORD) == 7
+    assert sleep.calls == pytest.approx([0.2, 0.4, 0.8, 1.6, 2.0, 2.0])  # doubling, then MAX_PAUSE
+    assert [r[0] for r in server.requests] == ["POST"] * 7
+    with pytest.raises(StateUnavailableError, match="after 2 attempts"):  # other calls: retries + 1
+        StateClient(scripted_server([(503, {"error": "down"})]).url, retries=1, sleep=sleep).get_environment("lab")
+
+
+def test_the_deploy_record_gives_up_at_the_deadline(scripted_server: Any, token: str) -> None:
+    server = scripted_server([(503, {"error": "down"})])
+    client = StateClient(server.url, token=token, retries=0, backoff=0.05, deadline=1.0)
+    with pytest.raises(StateUnavailableError) as err:
+        client.record_deployment("lab", **RECORD)
+    assert str(err.value) == (
+        f"environment-state service at {server.url} did not answer POST /v1/environments/lab/deployments within "
+        "the call's deadline of 1 s (AUTO_STATE_DEADLINE): check that the service is up and not overloaded"
+    )
+    assert len(server.requests) > 2  # retries=0 bounds the other calls, not this one
+
+
 def test_503_twice_then_200_succeeds(scripted_server: Any, env_body: Any) -> None:
     server = scripted_server([(503, {"error": "busy"}), (503, {"error": "busy"}), (200, env_body())])
     sleep = SleepRecorder()
