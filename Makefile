@@ -60,7 +60,7 @@ test: system $(STAMP) lint corpus gitlab-ci-local
 corpus: system $(STAMP)
 	$(PY) tests/docgen/realworld.py
 
-# gitlab-ci-local $(GCL_VERSION) (exact) into $(GCL_PREFIX)/node_modules/.bin, for tests/pipelines/test_gitlab_ci_local.py.
+# gitlab-ci-local $(GCL_VERSION) (exact) into $(GCL_PREFIX)/node_modules/.bin, for tests/pipelines/test_*_pipeline*.py.
 gitlab-ci-local: $(GCL_STAMP)
 
 $(GCL_STAMP): | system

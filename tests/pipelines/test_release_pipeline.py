@@ -2,7 +2,7 @@
 
 The toolkit's work tree is committed in a repository of its own with its GitLab origin (``auto/toolkit``) and tagged
 ``1.2.0``; the tag's pipeline runs ``dist``, ``publish-package``, ``publish-image`` and ``release`` (the suite's own
-jobs, lint, unit and test, run on the default branch in test_gitlab_ci_local.py), with:
+jobs, lint, unit and test, run on the default branch in test_toolkit_pipeline.py), with:
 
 * GitLab's package registry played by a real package index, pypiserver, on loopback at the address GitLab gives the
   registry (``CI_API_V4_URL/projects/ID/packages/pypi``), refusing every request without the job token: ``twine``

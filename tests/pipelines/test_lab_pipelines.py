@@ -1,18 +1,10 @@
-"""The pipelines themselves, run with gitlab-ci-local's shell executor: the jobs really execute.
+"""A generated service's deploy jobs, run with gitlab-ci-local's shell executor against the lab.
 
-* The toolkit's own ``.gitlab-ci.yml``: ``lint``, ``unit`` and ``pages`` in a committed snapshot of the
-  current work tree (never ``test``: that job is ``make test``, this suite).
-* A generated service's ``.gitlab-ci.yml`` (the cookiecutter with its default answers, committed with
-  ``origin`` https://gitlab.example.test/team/orders.git), its components resolved over git from a stand-in
-  for the toolkit published on GitLab (see ``gitlab_ci_local.py``): which jobs exist on the default branch
-  and on a feature branch, the ``test`` job (tox lint, test, docs, spec), the ``pages`` job (auto-docs from
-  the service's ``auto-service.yml``, the toolkit installed from the snapshot through the component's
-  ``toolkit-package`` input), and, on the feature branch, ``build`` (logged in to a private registry beside
-  the lab with the job's credentials, built on the runner's daemon, pushed) then ``deploy-staging`` (logged
-  in again; the lab's live node pulls the private image through ``--with-registry-auth``).
-* The same service with the production deploy and the switch added to its descriptor and re-rendered with
-  ``auto-pipelines render``: both are manual and on the default branch only; ``deploy-production`` deploys
-  into the idle colour of the lab and the ``switch`` job makes it live behind HAProxy.
+* On the feature branch, ``build`` (logged in to a private registry beside the lab with the job's credentials,
+  built on the runner's daemon, pushed) then ``deploy-staging`` (logged in again; the lab's live node pulls the
+  private image through ``--with-registry-auth``).
+* With the production deploy and the switch in its descriptor: ``deploy-production`` deploys into the idle colour
+  of the lab and the ``switch`` job makes it live behind HAProxy.
 
 Without gitlab-ci-local (``make gitlab-ci-local``), rsync, git or python3 the tests skip, or fail when CI=true.
 """
@@ -22,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import uuid
@@ -34,140 +25,19 @@ import pytest
 import yaml
 
 from tests.pipelines import gitlab_ci_local as gcl
-from tests.pipelines.gitlab_ci_local import assert_passed, job_results
+from tests.pipelines.gitlab_ci_local import assert_passed
+from tests.pipelines.projects import (
+    FEATURE,
+    PORT,
+    SLUG,
+    service_run,
+)
 from tests.pipelines.registry import Registry
-from tests.support import LAB_ADDRESSES, Lab, bake_service, http_get, other_colour, unavailable
+from tests.support import LAB_ADDRESSES, Lab, http_get, other_colour, unavailable
 
 pytestmark = pytest.mark.system  # runs gitlab-ci-local (npm) and Debian's docker-registry
 
-ROOT = gcl.ROOT
-SLUG, PORT = "orders", 8080  # the template's default answers
-SERVICE_ORIGIN = f"https://{gcl.FAKE_GITLAB}/team/{SLUG}.git"
-TOOLKIT_ORIGIN = f"https://{gcl.FAKE_GITLAB}/{gcl.COMPONENT_PROJECT}.git"
-FEATURE = "feature/gitlab-ci-local"
-LIST_TIMEOUT = 120
-TOOLKIT_TIMEOUT = 900  # lint + unit + pages, about 1.5 min
-TEST_JOB_TIMEOUT = 900  # tox lint,test,docs,spec, about 1.2 min
-PAGES_TIMEOUT = 600
 DEPLOY_TIMEOUT = 600
-
-
-@pytest.fixture(scope="module")
-def toolkit(tmp_path_factory: pytest.TempPathFactory, gitlab_ci_local: str) -> Path:
-    """The toolkit's work tree as it is now, committed on main with a GitLab origin."""
-    repo = gcl.snapshot_worktree(ROOT, tmp_path_factory.mktemp("toolkit") / "toolkit")
-    gcl.commit_repo(repo, origin=TOOLKIT_ORIGIN)
-    return repo
-
-
-# --- the toolkit's own pipeline ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def toolkit_run(toolkit: Path, gitlab_ci_local: str) -> gcl.Result:
-    # The unit job on tests/autocore only: this suite runs every unit test itself, and the job's own run of all of
-    # them took four minutes of CI; what is checked here is the job (tox's unit env, its markers, its exit).
-    variables = {"UNIT_TESTS": "tests/autocore"}
-    command = gcl.command(toolkit, ["lint", "unit", "pages"], gcl=gitlab_ci_local, variables=variables)
-    result = gcl.run(command, TOOLKIT_TIMEOUT)
-    print(f"toolkit lint+unit+pages: {result.seconds:.0f} s")
-    return result
-
-
-def test_toolkit_pipeline_on_the_default_branch_has_lint_unit_test_pages(toolkit: Path, gitlab_ci_local: str) -> None:
-    result = gcl.run(gcl.command(toolkit, list_jobs=True, gcl=gitlab_ci_local), LIST_TIMEOUT)
-    assert result.returncode == 0, result.tail()
-    assert gcl.jobs_listed(result.output) == ["lint", "unit", "test", "pages"]
-
-
-def test_toolkit_lint_job_passes(toolkit_run: gcl.Result, toolkit: Path) -> None:
-    assert_passed(toolkit_run, "lint")
-    assert re.search(r"^lint\s+>.*lint: OK", toolkit_run.output, re.M), toolkit_run.tail()
-    # Installed into the job's own virtualenv, not the machine's Python.
-    assert (toolkit / ".venv" / "bin" / "tox").exists()
-
-
-def test_toolkit_unit_job_passes(toolkit_run: gcl.Result) -> None:
-    assert_passed(toolkit_run, "unit")
-    assert re.search(r"^unit\s+>.*unit: OK", toolkit_run.output, re.M), toolkit_run.tail()
-    assert re.search(r"^unit\s+>\s+tests/autocore/test_\w+\.py \.", toolkit_run.output, re.M)  # pytest ran them
-    assert "test" not in job_results(toolkit_run.output)  # never `make test` from inside the suite
-
-
-def test_toolkit_pages_job_builds_the_portal(toolkit_run: gcl.Result, toolkit: Path) -> None:
-    assert_passed(toolkit_run, "pages")
-    public = toolkit / "public"
-    assert (public / "index.html").is_file()
-    assert json.loads((public / "openapi.json").read_text())["openapi"].startswith("3.")
-    assert json.loads((toolkit / "docs-report.json").read_text())
-
-
-# --- a generated service's pipeline --------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def components(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
-    """The toolkit's current templates/ published as auto/toolkit 1.0.0 on the fake GitLab (git config)."""
-    git_root = gcl.component_project(ROOT / "templates", tmp_path_factory.mktemp("gitlab") / "git")
-    return gcl.insteadof(git_root)
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, gitlab_ci_local: str) -> Path:
-    """The template baked with its defaults, committed on main with its GitLab origin."""
-    project = bake_service(tmp_path_factory)
-    gcl.commit_repo(project, origin=SERVICE_ORIGIN)
-    return project
-
-
-def service_run(service: Path, branch: str, jobs: list[str], timeout: float, **options) -> gcl.Result:
-    gcl.checkout(service, branch)
-    return gcl.run(gcl.command(service, jobs, **options), timeout)
-
-
-@pytest.mark.parametrize(
-    ("branch", "present", "absent"),
-    [(gcl.DEFAULT_BRANCH, "pages", "deploy-staging"), (FEATURE, "deploy-staging", "pages")],
-    ids=["default-branch", "feature-branch"],
-)
-def test_service_jobs_per_branch(
-    service: Path, components: list, gitlab_ci_local: str, branch: str, present: str, absent: str
-) -> None:
-    result = service_run(service, branch, [], LIST_TIMEOUT, gcl=gitlab_ci_local, git_config=components, list_jobs=True)
-    assert result.returncode == 0, result.tail()
-    jobs = gcl.jobs_listed(result.output)
-    assert present in jobs and absent not in jobs, jobs
-    assert {"build", "test"} <= set(jobs)
-    # `@1` was resolved to the tag through `git ls-remote`, and the templates fetched over git.
-    assert (service / ".gitlab-ci-local/includes" / gcl.FAKE_GITLAB / gcl.COMPONENT_PROJECT / "1.0.0").is_dir()
-
-
-def test_service_test_job_runs_tox_lint_test_docs_spec(service: Path, components: list, gitlab_ci_local: str) -> None:
-    result = service_run(service, FEATURE, ["test"], TEST_JOB_TIMEOUT, gcl=gitlab_ci_local, git_config=components)
-    print(f"service test job: {result.seconds:.0f} s")
-    assert_passed(result, "test")
-    for env in ("lint", "test", "docs", "spec"):
-        assert re.search(rf"^test\s+>\s+{env}: OK", result.output, re.M), f"tox {env} did not run\n{result.tail()}"
-    assert re.search(r"^test\s+>\s+\S.* passed", result.output, re.M)  # pytest's summary: the tests ran
-
-
-def test_service_pages_job_builds_public(service: Path, components: list, gitlab_ci_local: str, toolkit: Path) -> None:
-    result = service_run(
-        service,
-        gcl.DEFAULT_BRANCH,
-        ["pages"],
-        PAGES_TIMEOUT,
-        gcl=gitlab_ci_local,
-        git_config=components,
-        inputs={"pages:toolkit-package": str(toolkit)},  # the current toolkit, not a release from PyPI
-    )
-    print(f"service pages job: {result.seconds:.0f} s")
-    assert_passed(result, "pages")
-    assert (service / "public" / "index.html").is_file()
-    spec = json.loads((service / "public" / "openapi.json").read_text())
-    assert spec["info"]["title"] == "Orders"
-    report = json.loads((service / "docs-report.json").read_text())
-    assert report
 
 
 # --- deploy-staging against the lab --------------------------------------------------------------
@@ -369,51 +239,6 @@ def test_service_build_then_deploy_staging_through_a_private_registry(
 
 
 # --- production: deploy-production and switch, by hand from the default branch --------------------
-
-
-@pytest.fixture(scope="module")
-def production_service(tmp_path_factory: pytest.TempPathFactory, gitlab_ci_local: str) -> Path:
-    """The template baked with its defaults, its descriptor's pipeline extended with the production deploy and
-    the switch, ``.gitlab-ci.yml`` re-rendered with the real ``auto-pipelines render``, committed on main."""
-    project = bake_service(tmp_path_factory)
-    descriptor = project / "auto-service.yml"
-    data = yaml.safe_load(descriptor.read_text())
-    data["pipeline"]["components"] = ["build", "test", "deploy-staging", "deploy-production", "switch", "pages"]
-    data["pipeline"]["inputs"]["deploy-production"] = {"url": f"https://{SLUG}.example.com"}
-    descriptor.write_text(yaml.safe_dump(data, sort_keys=False))
-    render = subprocess.run(
-        [sys.executable, "-m", "pipelines", "render"], cwd=project, capture_output=True, text=True, timeout=120
-    )
-    assert render.returncode == 0, render.stderr
-    gcl.commit_repo(project, origin=SERVICE_ORIGIN)
-    return project
-
-
-def listed_when(list_output: str) -> dict[str, str]:
-    """``{job: when}`` from ``gitlab-ci-local --list`` (name, then description, stage and when columns)."""
-    lines = list_output.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("name ") and "when" in line)
-    when_at = lines[header].index("when")
-    return {row.split()[0]: row[when_at:].split()[0] for row in lines[header + 1 :] if row.strip()}
-
-
-def test_production_jobs_are_manual_on_the_default_branch_only(
-    production_service: Path, components: list, gitlab_ci_local: str
-) -> None:
-    options = {"gcl": gitlab_ci_local, "git_config": components, "list_jobs": True}
-    on_main = service_run(production_service, gcl.DEFAULT_BRANCH, [], LIST_TIMEOUT, **options)
-    assert on_main.returncode == 0, on_main.tail()
-    assert listed_when(on_main.output) == {
-        "build": "on_success", "test": "on_success", "deploy-production": "manual", "switch": "manual",
-        "pages": "on_success",
-    }  # fmt: skip
-    on_branch = service_run(production_service, FEATURE, [], LIST_TIMEOUT, **options)
-    assert on_branch.returncode == 0, on_branch.tail()
-    assert listed_when(on_branch.output) == {
-        "build": "on_success",
-        "test": "on_success",
-        "deploy-staging": "on_success",
-    }
 
 
 @pytest.mark.lab
