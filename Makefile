@@ -53,8 +53,11 @@ unit: $(STAMP)
 	$(BIN)/pytest -q -m "not lab and not system" tests
 
 # HYPOTHESIS_PROFILE=ci: the fuzz tests run their full count here (tests/fuzz/conftest.py).
+# One xdist worker a core: the lab's tests, which mostly wait on Swarm, run in one of them (the lab is one per
+# machine), the rest beside them; see tests/scheduling.py. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= auto
 test: system $(STAMP) lint corpus gitlab-ci-local
-	HYPOTHESIS_PROFILE=ci $(BIN)/pytest --durations=30 tests
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -n $(TEST_WORKERS) --durations=30 tests
 
 # The real-world specs (npm packages, pinned) for the docgen tests and benchmark.
 corpus: system $(STAMP)

@@ -1,6 +1,7 @@
 """Fixtures for every test package: the lab (real Docker Engines in swarm mode over TLS), one per session.
 
 When CI=true a lab that cannot start FAILS the tests that use it; elsewhere they are skipped with the reason.
+How the suite is spread over xdist workers, the lab's tests in one of them: tests/scheduling.py.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support import Lab, start_lab
+
+pytest_plugins = ["tests.scheduling", "tests.faults.summary"]
 
 
 @pytest.fixture(autouse=True)
