@@ -141,6 +141,17 @@ class StateHTTPServer(BoundedHTTPServer):
         self.write_lock = threading.Lock()
         self.idempotency_purged_at = 0.0  # by ``clock``; written under write_lock
         super().__init__(address, Handler, max_workers=max_workers)
+        # One connection held open for the server's life: SQLite removes the WAL and its index when the last
+        # connection closes, and the next request's connection has to create them again, which a full disk
+        # refuses ("disk I/O error"): every read failed too. Held open, they stay; reads work, writes get 507.
+        self._keeper = sqlite3.connect(db_path, check_same_thread=False)
+        self._keeper.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+    def server_close(self) -> None:
+        super().server_close()
+        keeper = getattr(self, "_keeper", None)
+        if keeper is not None:
+            keeper.close()
 
     def __repr__(self) -> str:  # never show the token
         return f"<StateHTTPServer {self.url} db={self.db_path!r}>"

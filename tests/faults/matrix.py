@@ -106,8 +106,8 @@ ROWS: tuple[Row, ...] = (
     Row(
         11,
         "the state service's disk is full",
-        "the service rolls the write back and answers 507 saying its disk is full; the deploy is refused at once, "
-        "before Swarm; nothing deployed",
+        "the service rolls the write back and answers 507 saying its disk is full (reads still work); the deploy is "
+        "refused at once, before Swarm; nothing deployed",
         4,
         "free space on the state service's volume, deploy again",
     ),

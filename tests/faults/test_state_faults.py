@@ -295,9 +295,10 @@ def test_case_11_the_state_services_disk_is_full(lab: Lab, front, fault, stack, 
             "failing): nothing was written; free space on the service's volume"
         )
         assert services_of(lab, front["live"], stack) == []  # refused at the lock, before Swarm
-        filler.unlink()  # (even reads fail on a full disk: SQLite's connection set-up writes)
-        client = StateClient.from_env(env)
+        client = StateClient.from_env(env)  # reads still work on the full disk
         assert client.deployments("lab", stack=stack) == [] and client.lock_status("lab") is None
+        assert client.get_environment("lab").live_colour == front["live"]
+        filler.unlink()
         rerun = lab.cli(*deploy_args(stack, app, extra=("--timeout", "60")), env=env)
         assert rerun.returncode == 0, rerun.stderr
         assert [r["result"] for r in client.deployments("lab", stack=stack)] == ["succeeded"]
