@@ -318,7 +318,7 @@ def _check(material: TLSMaterial) -> TLSMaterial:
     exception is printed with a traceback if anything goes wrong later, and this is key material.
     """
     try:
-        x509.load_pem_x509_certificates(material.ca.pem)
+        cas = x509.load_pem_x509_certificates(material.ca.pem)
     except ValueError:
         raise ConfigError(f"{material.ca.origin} is not a PEM CA certificate bundle") from None
     try:
@@ -334,6 +334,7 @@ def _check(material: TLSMaterial) -> TLSMaterial:
     ) != key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
         raise ConfigError(f"{material.key.origin} is not the key of {material.cert.origin}")
     _check_validity(cert, material.cert.origin)
+    _check_ca_validity(cas, material.ca.origin)
     return material
 
 
@@ -351,6 +352,23 @@ def _check_validity(cert: x509.Certificate, origin: str) -> None:
             f"the client certificate from {origin} is not valid before "
             f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: check this machine's clock"
         )
+
+
+def _check_ca_validity(cas: list[x509.Certificate], origin: str) -> None:
+    """A bundle whose certificates have all expired verifies no Engine (an expired trust anchor fails the chain),
+    and the failure would again read as "certificate not trusted"."""
+    now = dt.datetime.now(dt.UTC)
+    if any(ca.not_valid_after_utc > now for ca in cas):
+        return
+    last = max(ca.not_valid_after_utc for ca in cas)
+    if len(cas) == 1:
+        raise TLSError(
+            f"the CA certificate from {origin} expired on {last:%Y-%m-%d %H:%M} UTC: renew it, then deploy again"
+        )
+    raise TLSError(
+        f"all {len(cas)} CA certificates from {origin} have expired (the last on {last:%Y-%m-%d %H:%M} UTC): "
+        "renew the bundle, then deploy again"
+    )
 
 
 @contextmanager

@@ -76,11 +76,13 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def make_ca(common_name: str = "AUTO lab CA", *, days: int = DEFAULT_CA_DAYS) -> CertAuthority:
-    """Create a new self-signed CA (path length 0: it signs leaves only)."""
+def make_ca(
+    common_name: str = "AUTO lab CA", *, days: int = DEFAULT_CA_DAYS, starts: dt.datetime | None = None
+) -> CertAuthority:
+    """Create a new self-signed CA (path length 0: it signs leaves only), valid as :func:`issue` says."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(common_name)
-    now = _now()
+    not_before, not_after = _validity(starts, days)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
         x509.CertificateBuilder()
@@ -88,8 +90,8 @@ def make_ca(common_name: str = "AUTO lab CA", *, days: int = DEFAULT_CA_DAYS) ->
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -141,16 +143,15 @@ def issue(
     if client:
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    valid_from = now - _BACKDATE if starts is None else starts
+    not_before, not_after = _validity(starts, days)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(valid_from)
-        .not_valid_after((now if starts is None else starts) + dt.timedelta(days=days))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -173,6 +174,14 @@ def issue(
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return IssuedCert(key, builder.sign(ca.key, hashes.SHA256()))
+
+
+def _validity(starts: dt.datetime | None, days: int) -> tuple[dt.datetime, dt.datetime]:
+    """From ``starts`` (default: now, backdated a little for clocks behind ours) to ``days`` days after it."""
+    if starts is None:
+        now = _now()
+        return now - _BACKDATE, now + dt.timedelta(days=days)
+    return starts, starts + dt.timedelta(days=days)
 
 
 def _write_private(path: Path, data: bytes, mode: int) -> None:

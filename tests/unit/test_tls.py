@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from deployer import tls
 from deployer.errors import ConfigError, TLSError
@@ -107,6 +108,34 @@ def test_a_client_certificate_outside_its_validity_is_named_before_any_connectio
     assert err.value.exit_code == 4
     secret = env["AUTO_DOCKER_CERT"]
     assert not any(secret[i : i + 8] in str(err.value) for i in range(len(secret) - 8))
+
+
+def test_a_ca_bundle_whose_certificates_have_all_expired_is_named(tmp_path) -> None:
+    """An expired trust anchor fails the chain: the Engine would look "not trusted"; said here, it is named."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    old = [certs.make_ca(f"old CA {i}", starts=now - dt.timedelta(days=400 + i), days=365) for i in range(2)]
+    current = certs.make_ca("current CA")
+    certs.write_bundle(tmp_path, current, certs.issue(current, "client", client=True))
+    env = {"AUTO_DOCKER_CERT": str(tmp_path / "cert.pem"), "AUTO_DOCKER_KEY": str(tmp_path / "key.pem")}
+    pem = [ca.cert.public_bytes(serialization.Encoding.PEM) for ca in old]
+    expired = [now - dt.timedelta(days=35), now - dt.timedelta(days=36)]  # 400 + i days ago, plus 365
+    (tmp_path / "one.pem").write_bytes(pem[0])
+    with pytest.raises(TLSError) as err:
+        tls.load_material(None, {**env, "AUTO_DOCKER_CA": str(tmp_path / "one.pem")})
+    assert str(err.value) == (
+        f"the CA certificate from AUTO_DOCKER_CA ({tmp_path / 'one.pem'}) expired on {expired[0]:%Y-%m-%d %H:%M} "
+        "UTC: renew it, then deploy again"
+    )
+    (tmp_path / "two.pem").write_bytes(pem[0] + pem[1])
+    with pytest.raises(TLSError) as err:
+        tls.load_material(None, {**env, "AUTO_DOCKER_CA": str(tmp_path / "two.pem")})
+    assert str(err.value) == (
+        f"all 2 CA certificates from AUTO_DOCKER_CA ({tmp_path / 'two.pem'}) have expired (the last on "
+        f"{expired[0]:%Y-%m-%d %H:%M} UTC): renew the bundle, then deploy again"
+    )
+    # One current certificate in the bundle is enough: a rotation keeps the old CA beside the new one.
+    (tmp_path / "mixed.pem").write_bytes(pem[1] + (tmp_path / "ca.pem").read_bytes())
+    assert tls.load_material(None, {**env, "AUTO_DOCKER_CA": str(tmp_path / "mixed.pem")}).ca.pem
 
 
 def test_private_dir_permissions_and_cleanup(bundle) -> None:
