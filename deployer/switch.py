@@ -3,7 +3,8 @@
 Steps, under the environment's lock:
 1. replay on the idle cluster what was last deployed on the live one (per stack and service, the
    newest successful deploy; a service deployed to the idle colour more recently is the release
-   being promoted and is kept); nothing to replay is fine and said so;
+   being promoted and is kept); nothing to replay is fine and said so; a deployed service the idle
+   colour runs and the live one no longer does is named in a warning (it goes live too);
 2. wait until every service of those stacks on the idle cluster runs its replicas, and HAProxy's
    health check of the idle colour passes;
 3. move traffic in HAProxy: idle ready, live drain, wait until the live colour has no sessions,
@@ -221,9 +222,17 @@ def _switch_locked(
         idle = environment.clusters[target]
         running = _running_services(environment.clusters[old], material, ctx)
         idle_running = _running_services(idle, material, ctx)  # exit 4 here when the idle cluster is down
-        plan, kept = replay_plan(_records(ctx, env_name, old), _records(ctx, env_name, target), running, idle_running)
+        live_records, idle_records = _records(ctx, env_name, old), _records(ctx, env_name, target)
+        plan, kept = replay_plan(live_records, idle_records, running, idle_running)
         for line in kept:
             ctx.say(line)
+        left = left_running([*live_records, *idle_records], plan, kept, running, idle_running)
+        if left:
+            detail["left_running"] = left
+            ctx.say(
+                f"warning: {target} still runs {', '.join(left)}, which {old} no longer runs: it goes live with the "
+                f"switch (`docker stack rm` it on {target} first if it was removed on purpose)"
+            )
         with section(
             "switch_replay", f"replaying {len(plan)} deploy(s) onto {target}", stream=ctx.out, environ=ctx.environ
         ):
@@ -259,6 +268,21 @@ def _switch_locked(
         report.services = [{"service": k, "seconds": round(v, 3)} for k, v in timings.items()]
         report.services.append({"service": "detail", **detail})
         deploy.record_event(ctx, env_name, "switch", report)
+
+
+def left_running(
+    records: Iterable[Mapping[str, Any]],
+    plan: list[Replay],
+    kept: list[str],
+    running: set[str],
+    idle_running: set[str],
+) -> list[str]:
+    """The deployed services (Swarm names) the idle colour runs that the switch neither replays nor keeps and the
+    live colour no longer runs: a stack removed from the live colour, still up on the idle one from an earlier
+    deploy or switch, would go live again. Services no deploy recorded (the colour's own tools) are not named."""
+    deployed = {f"{r['stack']}_{s['name']}" for r in records for s in r.get("services") or []}
+    handled = {f"{r.stack}_{s}" for r in plan for s in r.services} | _kept_services(kept)
+    return sorted((idle_running & deployed) - handled - running)
 
 
 def _running_services(cluster: Any, material: TLSMaterial, ctx: deploy.Context) -> set[str]:

@@ -134,6 +134,28 @@ def test_a_stack_removed_from_the_live_colour_is_not_brought_back(rig: Rig) -> N
     assert rig.state.get_environment(ENV).live_colour == "green"
 
 
+def test_a_stack_removed_from_the_live_colour_but_still_up_on_the_idle_one_is_named(rig: Rig) -> None:
+    """Removed from blue since it was deployed, ``auto`` still runs on green from an earlier release: the switch
+    does not remove it (the idle colour may run it on purpose) but says it goes live, before traffic moves."""
+    release(rig, "green", sid="g0")
+    release(rig)
+    rig.blue.script("auto_web", (None, []))
+    rig.green.script("infra_agent", (service("infra_agent", "agent:1", sid="i1", version=3, stack="infra"), []))
+
+    report = run_switch(rig)
+
+    assert rig.runner.calls == []
+    warning = (
+        "warning: green still runs auto_web, which blue no longer runs: it goes live with the switch "
+        "(`docker stack rm` it on green first if it was removed on purpose)"
+    )
+    said = rig.said()
+    assert warning in said  # infra_agent, which no deploy recorded, is not named
+    assert said.index(warning) < said.index("== moving traffic blue -> green")
+    assert report.services[-1]["left_running"] == ["auto_web"]
+    assert rig.state.get_environment(ENV).live_colour == "green"
+
+
 def test_the_idle_colour_may_fail_a_few_checks_before_it_is_healthy(rig: Rig) -> None:
     release(rig)
     replays_on_green(rig)
