@@ -442,7 +442,7 @@ class Watcher:
                             f"the Docker Engine at {self.where()} is unreachable: check the cluster is up"
                         ) from None
                     lost = f"the Docker Engine at {self.where()} stopped answering"
-                    return [_with_detail(s, f"{s.detail}; {lost}") for s in seen], True
+                    return [replace(s, detail=f"{s.detail}; {lost}") for s in seen], True
                 self.sleep(min(ENGINE_RETRY_SECONDS, max(0.0, deadline - now)))
                 continue
             if lost_since is not None:
@@ -468,7 +468,3 @@ def _ending(state: ServiceState) -> ServiceState:
     if state.phase == "waiting" and state.unschedulable:
         return replace(state, phase="failed", detail=state.unschedulable)
     return state
-
-
-def _with_detail(state: ServiceState, detail: str) -> ServiceState:
-    return replace(state, detail=detail)

@@ -226,7 +226,8 @@ def _switch_locked(
         plan, kept = replay_plan(live_records, idle_records, running, idle_running)
         for line in kept:
             ctx.say(line)
-        left = left_running([*live_records, *idle_records], plan, kept, running, idle_running)
+        handled = {f"{r.stack}_{s}" for r in plan for s in r.services} | _kept_services(kept)
+        left = left_running([*live_records, *idle_records], handled, running, idle_running)
         if left:
             detail["left_running"] = left
             ctx.say(
@@ -238,7 +239,7 @@ def _switch_locked(
         ):
             replayed = _replay(env_name, target, plan, options, material, ctx)
         detail["replayed"] = replayed
-        names = sorted({f"{r.stack}_{s}" for r in plan for s in r.services} | _kept_services(kept))
+        names = sorted(handled)
         with section("switch_health", f"waiting for {target} to be healthy", stream=ctx.out, environ=ctx.environ):
             _wait_idle_healthy(idle, names, options, material, ctx, haproxy, bool(plan or kept), timings)
         # From here on traffic moves: any failure puts it back on the old colour.
@@ -271,17 +272,13 @@ def _switch_locked(
 
 
 def left_running(
-    records: Iterable[Mapping[str, Any]],
-    plan: list[Replay],
-    kept: list[str],
-    running: set[str],
-    idle_running: set[str],
+    records: Iterable[Mapping[str, Any]], handled: set[str], running: set[str], idle_running: set[str]
 ) -> list[str]:
-    """The deployed services (Swarm names) the idle colour runs that the switch neither replays nor keeps and the
-    live colour no longer runs: a stack removed from the live colour, still up on the idle one from an earlier
-    deploy or switch, would go live again. Services no deploy recorded (the colour's own tools) are not named."""
+    """The deployed services (Swarm names) the idle colour runs that the switch does not handle (neither replays
+    nor keeps) and the live colour no longer runs: a stack removed from the live colour, still up on the idle one
+    from an earlier deploy or switch, would go live again. Services no deploy recorded (the colour's own tools)
+    are not named."""
     deployed = {f"{r['stack']}_{s['name']}" for r in records for s in r.get("services") or []}
-    handled = {f"{r.stack}_{s}" for r in plan for s in r.services} | _kept_services(kept)
     return sorted((idle_running & deployed) - handled - running)
 
 
